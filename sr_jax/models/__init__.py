@@ -1,0 +1,42 @@
+"""Flax (linen) networks: generator, discriminators, autoencoder, and builders from a config."""
+
+from __future__ import annotations
+
+from sr_jax.errors import UserError
+from sr_jax.models.autoencoder import AutoEncoder
+from sr_jax.models.discriminators import ConditionalDiscriminator, Discriminator, PatchDiscriminator
+from sr_jax.models.generator import Generator
+from sr_jax.models.layers import as_dtype, check_window, level_channels, level_kernel, subpixel
+
+__all__ = [
+    "AutoEncoder", "ConditionalDiscriminator", "Discriminator", "Generator", "PatchDiscriminator",
+    "build_autoencoder", "build_discriminator", "build_generator", "check_window", "level_channels",
+    "level_kernel", "subpixel",
+]
+
+
+def _or(value, default):
+  return default if value is None or value < 0 else value
+
+
+def build_generator(config) -> Generator:
+  m = config.model
+  return Generator(depth=m.depth, width=m.width, dropout=m.dropout, dtype=as_dtype(m.dtype))
+
+
+def build_discriminator(config):
+  """The discriminator named by config.disc.kind (global | patch), conditional when config.disc.conditional."""
+  d, m = config.disc, config.model
+  width, dtype = _or(d.width, m.width), as_dtype(m.dtype)
+  if d.kind == "global":
+    cls = ConditionalDiscriminator if d.conditional else Discriminator
+    return cls(depth=_or(d.depth, m.depth), width=width, dropout=d.dropout, dtype=dtype)
+  if d.kind == "patch":
+    return PatchDiscriminator(depth=d.patch_depth, width=width, conditional=d.conditional, dtype=dtype)
+  raise UserError(f"disc.kind must be 'global' or 'patch', got {d.kind!r}")
+
+
+def build_autoencoder(config) -> AutoEncoder:
+  a, m = config.ae, config.model
+  return AutoEncoder(depth=_or(a.depth, m.depth), width=_or(a.width, m.width), dropout=a.dropout,
+                     dtype=as_dtype(m.dtype))

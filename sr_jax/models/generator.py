@@ -1,0 +1,74 @@
+"""The generator: the 1D U-Net of Kuleshov et al. 2017 as the original EPFL code built it.
+
+  x (N, W, 1)
+  down_1 .. down_B      conv stride 2 (channels(b), kernel(b)), LeakyReLU 0.2           -> skips d_1 .. d_B
+  bottleneck            conv stride 2 (channels(B), kernel(B)), dropout, LeakyReLU 0.2
+  up_1 .. up_B          up_l mirrors level b = B + 1 - l: conv stride 1 to 2 * channels(b), dropout, ReLU,
+                        subpixel, concat with d_b                                       -> (W / 2**(b-1), 2 * channels(b))
+  final                 conv to 2 channels (kernel 9), subpixel, + x (additive input skip)
+
+The two halves are exposed for collaborative sampling (sr_jax.sampling):
+  h, skips = G.apply(v, x, method=Generator.encode)                  # h = bottleneck output
+  a_l = G.apply(v, h, skips, stop=l, method=Generator.decode)        # activation after up block l
+  y = G.apply(v, a_l, skips, start=l, method=Generator.decode)       # finish from there, original skips
+and `G(x) == decode(*encode(x))` exactly.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from sr_jax.models.layers import ConvBlock, Dtype, UpBlock, as_windows, check_window, conv, level_channels, \
+    level_kernel, subpixel
+
+
+class Generator(nn.Module):
+  """1D U-Net with subpixel upsampling and an additive input skip. Input/output (N, W, 1), W % 2**(B+1) == 0."""
+
+  depth: int = 4
+  width: float = 1.0
+  dropout: float = 0.5
+  dtype: Dtype = jnp.float32
+
+  def setup(self):
+    b_ = self.depth
+    self.down = [ConvBlock(level_channels(b, self.width), level_kernel(b), stride=2, dtype=self.dtype,
+                           name=f"down_{b}") for b in range(1, b_ + 1)]
+    self.bottleneck = ConvBlock(level_channels(b_, self.width), level_kernel(b_), stride=2, dropout=self.dropout,
+                                dtype=self.dtype, name="bottleneck")
+    self.up = [UpBlock(2 * level_channels(b, self.width), level_kernel(b), dropout=self.dropout, dtype=self.dtype,
+                       name=f"up_{b_ + 1 - b}") for b in range(b_, 0, -1)]
+    self.final = conv(2, 9, 1, self.dtype, name="final")
+
+  def encode(self, x, train: bool = False):
+    """x (N, W) or (N, W, 1) -> (h, skips): h the bottleneck output, skips = (x, d_1, ..., d_B)."""
+    x = as_windows(x).astype(jnp.float32)
+    check_window(x.shape[1], self.depth)
+    skips = [x]
+    h = x.astype(self.dtype)
+    for block in self.down:
+      h = block(h, train)
+      skips.append(h)
+    return self.bottleneck(h, train), tuple(skips)
+
+  def decode(self, h, skips, start: int = 0, stop: int | None = None, train: bool = False):
+    """Runs up blocks start+1 .. stop on `h` (the activation after up block `start`; 0 = the bottleneck).
+
+    With stop=None it also runs the final layer and the input skip and returns the output (N, W, 1) float32;
+    otherwise it returns the activation after up block `stop`.
+    """
+    b_ = self.depth
+    stop_l = b_ if stop is None else stop
+    if not 0 <= start <= stop_l <= b_:
+      raise ValueError(f"decode needs 0 <= start <= stop <= depth={b_}, got start={start}, stop={stop}")
+    for l in range(start + 1, stop_l + 1):
+      h = self.up[l - 1](h, skips[b_ + 1 - l], train)
+    if stop is not None:
+      return h
+    delta = subpixel(self.final(h))
+    return skips[0] + delta.astype(jnp.float32)
+
+  def __call__(self, x, train: bool = False):
+    h, skips = self.encode(x, train)
+    return self.decode(h, skips, train=train)
