@@ -15,7 +15,6 @@ INSTALL_REQUIRES = [
     "tensorflow-datasets>=4.9.7",
     "grain>=0.2.4",
     "music21>=9",
-    "mido>=1.3",
     "matplotlib>=3.8",
     "tensorboardX>=2.6",
     "clu>=0.0.12",

@@ -68,6 +68,7 @@ def write(path: str, audio: np.ndarray, rate: int, subtype: str | None = None) -
     if kind not in fmt:
       raise UserError(f"cannot write {path}: unknown audio format {ext!r} (use .wav, .flac or .ogg)")
     sf.write(tmp, np.asarray(audio, dtype=np.float32), int(rate), subtype=subtype, format=kind)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the permissions a plain open() would
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):
@@ -94,6 +95,12 @@ def check_rate(rate, what: str = "sample rate") -> int:
   if not isinstance(rate, (int, np.integer)) or not MIN_RATE <= int(rate) <= MAX_RATE:
     raise UserError(f"{what} {rate!r} Hz is out of range: it must be an integer from {MIN_RATE} to {MAX_RATE} Hz")
   return int(rate)
+
+
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
 
 
 def _reason(e: Exception) -> str:

@@ -1,0 +1,341 @@
+"""Where the clean audio comes from: file lists per split, and robust loading of one file.
+
+Sources (`config.data.source`):
+
+- `folder`: any folder of audio files soundfile reads (wav, flac, ogg, aiff, ...), searched recursively, at
+  any sample rate (resampled to `config.data.rate` with soxr when loaded; stereo is mixed to mono). If the
+  folder has a `train/` subfolder, the subfolders `train/`, `valid/` (or `validation/`) and `test/` are the
+  splits (the built-in corpus uses that layout); otherwise each file goes to a split by a stable hash of its
+  path relative to the folder and the percentages in `config.data.split` ("80/10/10"), so adding or removing
+  files never moves the others between splits.
+- `maestro`: a MAESTRO root (`maestro-v*.csv` or `maestro-v*.json` next to the year folders); its
+  train/validation/test column gives train/valid/test. Files listed there but missing on disk are dropped
+  with one warning. A folder source whose root holds a MAESTRO metadata file is read the same way.
+- `tiny`: a tiny synthetic corpus (`corpus.build_tiny_corpus`, made in about a second) at `config.data.dir`
+  or `corpus.default_corpus_dir("tiny", rate)`: the data of configs/tiny.py and the tests.
+- `corpus`: the built-in piano corpus at `config.data.dir`, or `corpus.default_corpus_dir(...)` if that is
+  empty; it is built on first use (`corpus.ensure_corpus`). A folder made by `corpus.build_tiny_corpus` is
+  used as it is.
+- `tfds`: a TFDS dataset prepared by `sr_jax.data.tfds_builder` (see there); its "files" are entries
+  `tfds:<builder dir>::<split>/<index>` that `load_clean` reads like files.
+
+`list_files(config.data)` gives {"train": [...], "valid": [...], "test": [...]}, each sorted, with at most
+`config.data.max_files` files per split (-1: all). `load_clean` reads one file as clean mono float32 at the
+wanted rate; unreadable, empty or silent files give `None`, one warning line each, and are counted in a
+`SkipCounter` whose summary ("skipped 3 of 120 files: 1 unreadable, 1 empty, 1 silent") callers log once.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+import re
+
+import numpy as np
+import soundfile as sf
+from absl import logging
+
+from sr_jax.data import audio as audio_lib
+from sr_jax.errors import UserError
+
+SPLITS = ("train", "valid", "test")
+SOURCES = ("corpus", "tiny", "folder", "maestro", "tfds")
+# Extensions of the formats libsndfile reads (MP3 only with libsndfile >= 1.1).
+AUDIO_EXTENSIONS = frozenset({
+    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".aifc", ".au", ".snd", ".caf",
+    ".w64", ".rf64", ".mp3", ".sph", ".nist", ".voc", ".htk", ".sds", ".avr", ".paf", ".pvf", ".xi", ".sd2",
+})
+TFDS_PREFIX = "tfds:"
+_SPLIT_ALIASES = {"train": "train", "valid": "valid", "validation": "valid", "test": "test"}
+_SKIP_REASONS = ("unreadable", "empty", "silent")
+
+
+# ----- file lists --------------------------------------------------------------------------------------------
+
+
+def list_files(data_config) -> dict[str, list[str]]:
+  """The audio files of each split for `data_config` (`config.data`): {"train", "valid", "test"} -> sorted
+  absolute paths (or TFDS entries), at most `max_files` per split (-1: all).
+
+  Raises `UserError` for an unknown source, a missing folder, a folder without audio files or a bad split.
+  """
+  source = data_config.get("source", "folder")
+  if source not in SOURCES:
+    raise UserError(f"unknown data.source {source!r}: use one of {', '.join(SOURCES)}")
+  if source == "tfds":
+    from sr_jax.data import tfds_builder  # lazy: importing TFDS takes ~0.5 s
+
+    files = tfds_builder.list_entries(data_config)
+  else:
+    root = builtin_corpus(data_config) if source in ("corpus", "tiny") else data_root(data_config)
+    files = folder_splits(root, data_config.get("split", "80/10/10"), maestro=source == "maestro" or None)
+  return {s: _cap(sorted(files.get(s, [])), data_config.get("max_files", -1)) for s in SPLITS}
+
+
+def data_root(data_config) -> str:
+  """The root folder of a corpus/folder/maestro source (the default corpus folder if `data.dir` is empty);
+  the builder folder of a prepared TFDS source. File keys (`file_key`) are relative to it."""
+  source = data_config.get("source", "folder")
+  folder = data_config.get("dir", "")
+  if source == "tfds":
+    from sr_jax.data import tfds_builder
+
+    return tfds_builder.builder_dir(data_config)
+  if source == "corpus" and not folder:
+    from sr_jax.data import corpus
+
+    folder = corpus.default_corpus_dir(data_config.get("corpus_renderer", "synth"), data_config.get("rate", 16000))
+  if not folder:
+    raise UserError(f"data.dir is empty: data.source={source!r} needs --config.data.dir=/path/to/audio")
+  return os.path.abspath(os.path.expanduser(folder))
+
+
+def folder_splits(root: str, split: str = "80/10/10", maestro: bool | None = None) -> dict[str, list[str]]:
+  """Splits the audio files under `root` (absolute paths): MAESTRO metadata if `maestro` (None: if the root
+  has some), else train/valid/test subfolders if there is a `train/` subfolder, else by hash (`split`)."""
+  if not os.path.isdir(root):
+    what = "does not exist" if not os.path.exists(root) else "is not a folder"
+    raise UserError(f"data folder {root} {what}: set --config.data.dir to a folder of audio files")
+  metadata = maestro_metadata_file(root)
+  if maestro and metadata is None:
+    raise UserError(f"{root} is not a MAESTRO folder: it has no maestro-v*.csv or maestro-v*.json file")
+  if metadata is not None and maestro is not False:
+    files = maestro_files(root, metadata)
+  elif os.path.isdir(os.path.join(root, "train")):
+    files = {s: [] for s in SPLITS}
+    for name in sorted(os.listdir(root)):
+      if name in _SPLIT_ALIASES and os.path.isdir(os.path.join(root, name)):
+        files[_SPLIT_ALIASES[name]] += audio_files(os.path.join(root, name))
+  else:
+    fractions = parse_split(split)
+    files = {s: [] for s in SPLITS}
+    for path in audio_files(root):
+      files[hash_split(os.path.relpath(path, root), fractions)].append(path)
+  if not any(files.values()):
+    raise UserError(f"no audio files found in {root} (looked for {', '.join(sorted(AUDIO_EXTENSIONS)[:6])}, ...)")
+  return files
+
+
+def audio_files(folder: str) -> list[str]:
+  """Absolute paths of the audio files (by extension) under `folder`, recursively, sorted; hidden files and
+  folders (names starting with '.') are left out."""
+  found = []
+  for parent, dirs, names in os.walk(os.path.abspath(folder), followlinks=True):
+    dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    found += [os.path.join(parent, n) for n in names
+              if not n.startswith(".") and os.path.splitext(n)[1].lower() in AUDIO_EXTENSIONS]
+  return sorted(found)
+
+
+def parse_split(split: str) -> tuple[float, float, float]:
+  """'80/10/10' -> (0.8, 0.1, 0.1): train/valid/test percentages that add up to 100."""
+  parts = str(split).replace(",", "/").split("/")
+  try:
+    values = [float(p) for p in parts]
+  except ValueError:
+    values = []
+  if len(values) != 3 or min(values) < 0 or abs(sum(values) - 100) > 1e-6:
+    raise UserError(f"data.split {split!r} must be three percentages train/valid/test adding up to 100, "
+                    "e.g. 80/10/10")
+  return tuple(v / 100 for v in values)
+
+
+def hash_split(relative_path: str, fractions: tuple[float, float, float]) -> str:
+  """The split of a file from a stable hash of its relative path (same on every machine and Python run)."""
+  key = relative_path.replace(os.sep, "/").encode("utf-8")
+  u = int.from_bytes(hashlib.sha1(key).digest()[:8], "big") / 2.0**64  # uniform in [0, 1)
+  if u < fractions[0]:
+    return "train"
+  return "valid" if u < fractions[0] + fractions[1] else "test"
+
+
+def maestro_metadata_file(root: str) -> str | None:
+  """The newest maestro-v*.json or maestro-v*.csv in `root` (json preferred for the same version), or None."""
+  found = glob.glob(os.path.join(root, "maestro-v*.json")) + glob.glob(os.path.join(root, "maestro-v*.csv"))
+
+  def order(path):
+    name = os.path.basename(path)
+    version = tuple(int(n) for n in re.findall(r"\d+", name))
+    return version, name.endswith(".json")
+
+  return max(found, key=order) if found else None
+
+
+def maestro_files(root: str, metadata: str) -> dict[str, list[str]]:
+  """Reads MAESTRO's metadata (csv, or json = a dict of columns {"split": {"0": "train", ...}, ...}); its
+  train/validation/test splits become train/valid/test. Listed files missing on disk are dropped."""
+  rows = _read_maestro_rows(metadata)
+  files, missing = {s: [] for s in SPLITS}, 0
+  for row in rows:
+    split = _SPLIT_ALIASES.get(str(row.get("split", "")).strip().lower())
+    name = row.get("audio_filename")
+    if split is None or not name:
+      raise UserError(f"{metadata}: every row needs a split (train/validation/test) and an audio_filename, "
+                      f"got {row}")
+    path = os.path.join(root, str(name))
+    if os.path.isfile(path):
+      files[split].append(path)
+    else:
+      missing += 1
+  if missing:
+    logging.warning("%d of %d files listed in %s are missing; using the %d present", missing, len(rows),
+                    metadata, len(rows) - missing)
+  return files
+
+
+def _read_maestro_rows(metadata: str) -> list[dict]:
+  """The rows of a MAESTRO csv or json metadata file, as dicts."""
+  import csv
+
+  try:
+    if metadata.endswith(".json"):
+      with open(metadata, encoding="utf-8") as f:
+        columns = json.load(f)
+      if not isinstance(columns, dict) or "split" not in columns:
+        raise ValueError("expected a dict of columns with 'split' and 'audio_filename'")
+      ids = sorted(columns["split"], key=lambda i: int(i) if str(i).isdigit() else str(i))
+      return [{c: values.get(i) for c, values in columns.items() if isinstance(values, dict)} for i in ids]
+    with open(metadata, encoding="utf-8", newline="") as f:
+      return list(csv.DictReader(f))
+  except (OSError, ValueError, AttributeError) as e:
+    raise UserError(f"cannot read MAESTRO metadata {metadata}: {e}") from None
+
+
+def builtin_corpus(data_config) -> str:
+  """The built-in piano corpus folder (`data.dir`, or the default one if empty), built first if missing."""
+  from sr_jax.data import corpus
+
+  rate = data_config.get("rate", 16000)
+  if data_config.get("source") == "tiny":  # the tests' corpus: 10 short synthetic files, made in about a second
+    folder = os.path.abspath(os.path.expanduser(data_config.get("dir", "") or corpus.default_corpus_dir("tiny", rate)))
+    if _corpus_kind(folder, corpus.STATE_FILE) != "tiny":
+      corpus.build_tiny_corpus(folder, rate=rate)
+    return folder
+  folder = data_config.get("dir", "") or corpus.default_corpus_dir(data_config.get("corpus_renderer", "synth"), rate)
+  folder = os.path.abspath(os.path.expanduser(folder))
+  if _corpus_kind(folder, corpus.STATE_FILE) == "tiny":  # a `corpus.build_tiny_corpus` folder: used as it is
+    return folder
+  corpus.ensure_corpus(folder, data_config.get("corpus_minutes", 30.0), data_config.get("rate", 16000),
+                       data_config.get("corpus_renderer", "synth"), data_config.get("soundfont", ""),
+                       data_config.get("corpus_seed", 0))
+  return folder
+
+
+def _corpus_kind(folder: str, state_file: str) -> str | None:
+  """The "kind" in the stamp of a corpus folder's state file, or None."""
+  try:
+    with open(os.path.join(folder, state_file), encoding="utf-8") as f:
+      return json.load(f).get("stamp", {}).get("kind")
+  except (OSError, ValueError, AttributeError):
+    return None
+
+
+def _cap(files: list[str], max_files: int) -> list[str]:
+  return files if max_files is None or max_files < 0 else files[:max_files]
+
+
+def file_key(path: str, root: str) -> str:
+  """A name for `path` that does not depend on where the data lives: the path relative to `root` with '/'
+  separators (the split/index part of a TFDS entry). Seeds and cache names derive from it."""
+  if path.startswith(TFDS_PREFIX):
+    return path.split("::", 1)[1]
+  rel = os.path.relpath(path, root) if os.path.isabs(path) else path
+  return rel.replace(os.sep, "/")
+
+
+def file_identity(path: str) -> str:
+  """path + size + modification time (of the TFDS dataset for TFDS entries): changes when the file does."""
+  target = path.split("::", 1)[0][len(TFDS_PREFIX):] if path.startswith(TFDS_PREFIX) else path
+  if os.path.isdir(target):
+    target = os.path.join(target, "dataset_info.json")
+  try:
+    st = os.stat(target)
+    return f"{path}|{st.st_size}|{st.st_mtime_ns}"
+  except OSError:
+    return f"{path}|missing"
+
+
+# ----- loading -------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class SkipCounter:
+  """Counts files read and files skipped by reason (unreadable, empty, silent)."""
+
+  seen: int = 0
+  skipped: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+
+  def add(self, reason: str | None) -> None:
+    """Counts one file; `reason` None means it was used."""
+    self.seen += 1
+    if reason is not None:
+      self.skipped[reason] += 1
+
+  def merge(self, other: SkipCounter) -> None:
+    self.seen += other.seen
+    self.skipped.update(other.skipped)
+
+  @property
+  def num_skipped(self) -> int:
+    return sum(self.skipped.values())
+
+  def summary(self) -> str:
+    """'skipped 3 of 120 files: 1 unreadable, 1 empty, 1 silent' or 'read all 120 files'."""
+    if not self.num_skipped:
+      return f"read all {self.seen} files"
+    reasons = sorted(self.skipped, key=lambda r: (_SKIP_REASONS + (r,)).index(r))
+    detail = ", ".join(f"{self.skipped[r]} {r}" for r in reasons)
+    return f"skipped {self.num_skipped} of {self.seen} files: {detail}"
+
+  def log(self, what: str = "") -> None:
+    """Logs the summary once (a warning when files were skipped)."""
+    text = f"{what}: {self.summary()}" if what else self.summary()
+    (logging.warning if self.num_skipped else logging.info)(text)
+
+
+def load_clean(path: str, rate: int, silence_db: float = -60.0,
+               counter: SkipCounter | None = None) -> np.ndarray | None:
+  """Clean mono float32 audio of `path` at `rate` Hz, or None (with one warning line) if the file is
+  unreadable, empty or silent (RMS below `silence_db` dBFS). Counts the outcome in `counter` if given."""
+  audio, reason, detail = read_checked(path, rate, silence_db)
+  if reason is not None:
+    logging.warning("skipping %s: %s", path, detail)
+  if counter is not None:
+    counter.add(reason)
+  return audio
+
+
+def read_checked(path: str, rate: int, silence_db: float = -60.0) -> tuple[np.ndarray | None, str | None, str]:
+  """(audio, None, '') for a usable file, else (None, reason, detail) with reason unreadable/empty/silent."""
+  try:
+    if path.startswith(TFDS_PREFIX):
+      from sr_jax.data import tfds_builder
+
+      audio = tfds_builder.read_entry(path, rate)
+    else:
+      if audio_lib.info(path).frames == 0:
+        return None, "empty", "empty (no audio frames)"
+      audio, _ = audio_lib.read(path, rate=rate, mono=True)
+  except (UserError, sf.LibsndfileError, RuntimeError, OSError, EOFError) as e:
+    text = str(e)
+    if "zero frames" in text:
+      return None, "empty", "empty (no audio frames)"
+    return None, "unreadable", f"unreadable ({text})"
+  if audio.size == 0:
+    return None, "empty", "empty (no audio frames)"
+  if not np.all(np.isfinite(audio)):
+    return None, "unreadable", "unreadable (contains NaN or infinite samples)"
+  level = rms_db(audio)
+  if level < silence_db:
+    return None, "silent", f"silent (RMS {level:.1f} dBFS < data.silence_db {silence_db:g} dBFS)"
+  return audio, None, ""
+
+
+def rms_db(audio: np.ndarray) -> float:
+  """Root-mean-square level in dBFS (-inf for digital silence)."""
+  rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+  return 20 * np.log10(rms) if rms > 0 else -np.inf
