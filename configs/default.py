@@ -91,7 +91,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   # ----- optimisers and schedule ----------------------------------------------------------------------------------
   c.optim = o = ml_collections.ConfigDict()
-  o.optimizer = "adam"  # adam | adamw
+  o.optimizer = "adam"  # adam | adamw | sgd
   o.lr_g = 1e-4
   o.lr_d = 1e-4
   o.lr_ae = 1e-4

@@ -16,10 +16,18 @@ class UserError(ValueError):
 
 
 def exit_on_user_error(main):
-  """Decorates an absl `main(argv)`: a `UserError` becomes `error: <message>` on stderr and exit status 2."""
+  """Decorates an absl `main(argv)`: a `UserError` becomes `error: <message>` on stderr and exit status 2.
+
+  Also shows only warnings and errors of the libraries' INFO logging (jax, orbax, grain) unless the user asked for
+  more with --verbosity / -v.
+  """
 
   @functools.wraps(main)
   def wrapped(argv):
+    from absl import flags, logging  # noqa: PLC0415
+
+    if "verbosity" in flags.FLAGS and not flags.FLAGS["verbosity"].present:
+      logging.set_verbosity(logging.WARNING)
     try:
       return main(argv)
     except UserError as e:

@@ -1,0 +1,1 @@
+"""Reports: spectrogram and loss-curve figures (matplotlib, Agg backend)."""

@@ -1,0 +1,141 @@
+"""Orbax checkpoints of a run: the whole train state, the grain iterator state and the config.
+
+workdir/checkpoints/<step>/{state,data,config}   the last `checkpoint.keep` saves
+workdir/best/<step>/{state,config}               the best save by validation LSD (lower is better)
+
+The config is saved beside the state so inference needs no flags. Orbax writes each save to a temporary folder and
+renames it when complete, so a save killed half-way never corrupts the latest good checkpoint. Restoring takes the
+abstract state with the new run's shardings, so a run may resume on another mesh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import grain
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+from absl import logging
+
+from sr_jax.errors import UserError
+
+# Fields that fix the shapes of the saved arrays: a workdir holding another shape cannot be resumed.
+SHAPE_FIELDS = ("model.depth", "model.width", "data.window", "disc.kind", "disc.conditional", "disc.depth",
+                "disc.patch_depth", "disc.width", "ae.depth", "ae.width", "loss.lambda_adv", "loss.lambda_feature",
+                "optim.optimizer", "optim.grad_clip", "optim.plateau")
+
+
+def _get(tree: dict, path: str):
+  for part in path.split("."):
+    if not isinstance(tree, dict) or part not in tree:
+      return None
+    tree = tree[part]
+  return tree
+
+
+def _shape_key(config_dict: dict, path: str):
+  value = _get(config_dict, path)
+  if path.startswith("loss.lambda_"):
+    return bool(value and value > 0)  # only whether the network exists matters
+  return value
+
+
+def config_to_dict(config) -> dict:
+  return json.loads(config.to_json()) if isinstance(config, ml_collections.ConfigDict) else dict(config)
+
+
+class Checkpointer:
+  """Saves/restores (state, data iterator, config) with orbax; keeps the last K and the best by validation LSD."""
+
+  def __init__(self, workdir: str, config, keep: int = 3, keep_best: bool = True, async_save: bool = True):
+    self.workdir = os.path.abspath(workdir)
+    self.config = config_to_dict(config)
+    opts = dict(enable_async_checkpointing=async_save, create=True, cleanup_tmp_directories=True)
+    self.latest = ocp.CheckpointManager(
+        os.path.join(self.workdir, "checkpoints"),
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, **opts),
+        item_names=("state", "data", "config"))
+    self.best = None
+    if keep_best:
+      self.best = ocp.CheckpointManager(
+          os.path.join(self.workdir, "best"),
+          options=ocp.CheckpointManagerOptions(max_to_keep=1, best_fn=lambda m: m["lsd"], best_mode="min",
+                                               keep_checkpoints_without_metrics=False, **opts),
+          item_names=("state", "config"))
+
+  def latest_step(self) -> int | None:
+    return self.latest.latest_step()
+
+  def check_compatible(self) -> None:
+    """A workdir holding a run of another model shape is refused with one line, before anything is compiled."""
+    step = self.latest_step()
+    if step is None:
+      return
+    saved = self.latest.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+    diffs = [f"{p}: saved {_get(saved, p)!r}, now {_get(self.config, p)!r}" for p in SHAPE_FIELDS
+             if _shape_key(saved, p) != _shape_key(self.config, p)]
+    if diffs:
+      raise UserError(f"workdir {self.workdir} holds a run of a different model ({'; '.join(diffs)}): "
+                      "use another --workdir, or the same config to resume")
+
+  def save(self, step: int, state, data_iterator=None, force: bool = False) -> bool:
+    items = {"state": ocp.args.StandardSave(state), "config": ocp.args.JsonSave(self.config)}
+    if data_iterator is not None:
+      items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
+    return self.latest.save(step, args=ocp.args.Composite(**items), force=force)
+
+  def save_best(self, step: int, state, lsd: float) -> None:
+    if self.best is not None:
+      self.best.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                   config=ocp.args.JsonSave(self.config)),
+                     metrics={"lsd": float(lsd)})
+
+  def restore(self, abstract_state, data_iterator=None, step: int | None = None):
+    """Restores the state (onto the shardings in `abstract_state`) and, in place, the data iterator."""
+    step = self.latest_step() if step is None else step
+    items = {"state": ocp.args.StandardRestore(abstract_state)}
+    if data_iterator is not None:
+      items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
+    restored = self.latest.restore(step, args=ocp.args.Composite(**items))
+    logging.info("restored step %d from %s", step, self.workdir)
+    return restored["state"]
+
+  def wait(self) -> None:
+    self.latest.wait_until_finished()
+    if self.best is not None:
+      self.best.wait_until_finished()
+
+  def close(self) -> None:
+    self.latest.close()
+    if self.best is not None:
+      self.best.close()
+
+
+def restore_config(path: str) -> ml_collections.ConfigDict:
+  """The config saved with a run (a workdir, its checkpoints/ or best/ folder, or one step folder)."""
+  step_dir = find_step_dir(path)
+  with open(os.path.join(step_dir, "config", "metadata"), encoding="utf-8") as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def find_step_dir(path: str, step: int | None = None) -> str:
+  """Resolves a workdir / checkpoints folder / step folder to one step folder; UserError when there is none."""
+  path = os.path.abspath(path)
+  if not os.path.isdir(path):
+    raise UserError(f"no checkpoint at {path}: the folder does not exist")
+  if os.path.isdir(os.path.join(path, "state")) and os.path.isdir(os.path.join(path, "config")):
+    return path
+  for sub in ("checkpoints", ""):
+    folder = os.path.join(path, sub)
+    steps = sorted(int(d) for d in os.listdir(folder) if d.isdigit() and os.path.isdir(os.path.join(folder, d)))
+    if steps:
+      if step is not None and step not in steps:
+        raise UserError(f"no checkpoint of step {step} in {folder} (steps: {', '.join(map(str, steps))})")
+      return os.path.join(folder, str(step if step is not None else steps[-1]))
+  raise UserError(f"no checkpoint in {path}: train first (launch/train.py --workdir={path})")
+
+
+def abstract_with_shardings(abstract_state, shardings):
+  return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_state, shardings)

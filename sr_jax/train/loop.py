@@ -1,0 +1,190 @@
+"""`train_and_evaluate(config, workdir)`: the training loop of every sr_jax variant, on one device or many hosts.
+
+Set-up (all config mistakes end in one UserError before anything is compiled) -> restore or init the state ->
+jitted steps with explicit shardings (state donated) -> loop: batch, step, log, evaluate, checkpoint. Rerunning the
+same command with the same workdir resumes where the last checkpoint left off (state and data iterator), and says
+so. SIGTERM (preemption) saves a checkpoint before exiting. A NaN/Inf loss stops the run with a message naming the
+step and the last good checkpoint, and nothing is saved after it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import signal
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from jax.experimental import multihost_utils
+
+from sr_jax.data import datasets, pipeline
+from sr_jax.errors import UserError
+from sr_jax.train import sharding, state as state_lib, steps as steps_lib
+from sr_jax.train.checkpoint import Checkpointer, abstract_with_shardings
+
+
+class TrainingDiverged(UserError):
+  """A loss became NaN or Inf."""
+
+
+class _Preemption:
+  """Turns SIGTERM into a flag the loop checks after each step (the state is saved, then the loop ends)."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    try:
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    except ValueError:  # not the main thread
+      self._previous = None
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    logging.warning("SIGTERM received: saving a checkpoint, then stopping")
+    self.requested = True
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+def total_steps(config) -> int:
+  ae = config.train.ae_steps if config.loss.lambda_feature > 0 and not config.train.ae_checkpoint else 0
+  return int(ae + config.train.num_steps)
+
+
+def compile_steps(config, models, optimizers, mesh, abstract_state):
+  """jit-compiles (train_step, eval_step) with explicit in/out shardings; the train state is donated."""
+  train_step, eval_step = steps_lib.make_steps(config, models, optimizers)
+  shardings = sharding.state_shardings(mesh, abstract_state)
+  batch = sharding.batch_sharding(mesh)
+  rep = sharding.replicated(mesh)
+  train = jax.jit(train_step, in_shardings=(shardings, batch), out_shardings=(shardings, rep), donate_argnums=0)
+  evaluate = jax.jit(eval_step, in_shardings=(shardings, batch), out_shardings=rep)
+  return train, evaluate, shardings
+
+
+def create_state(config, models, optimizers, mesh):
+  """(abstract state, shardings, a fresh state created directly with its shardings)."""
+  init = functools.partial(state_lib.init_state, config, models, optimizers)
+  abstract = jax.eval_shape(init)
+  shardings = sharding.state_shardings(mesh, abstract)
+  return abstract, shardings, jax.jit(init, out_shardings=shardings)
+
+
+def load_autoencoder(state, path: str, abstract, shardings):
+  """Replaces the autoencoder of `state` by the one trained in the run at `path` (train.ae_checkpoint)."""
+  from sr_jax.train.checkpoint import Checkpointer as _C, restore_config
+
+  saved = restore_config(path)
+  ckpt = _C(path, saved, keep_best=False, async_save=False)
+  ae_abstract = abstract_with_shardings(abstract.ae, shardings.ae)
+  import orbax.checkpoint as ocp
+
+  restored = ckpt.latest.restore(ckpt.latest_step(), args=ocp.args.Composite(
+      state=ocp.args.PyTreeRestore(item={"ae": ae_abstract}, partial_restore=True)))["state"]
+  return state.replace(ae=restored["ae"])
+
+
+def evaluate(eval_step, state, batches, mesh) -> dict[str, float]:
+  sums: dict[str, float] = {}
+  for batch in batches:
+    out = jax.device_get(eval_step(state, sharding.global_batch(batch, mesh)))
+    for k, v in out.items():
+      sums[k] = sums.get(k, 0.0) + float(v)
+  count = max(sums.pop("count", 0.0), 1.0)
+  return {k: v / count for k, v in sums.items()}
+
+
+def _check_finite(pending: list[tuple[int, dict]], last_good: int | None, workdir: str) -> None:
+  for step, m in pending:
+    bad = sorted(k for k, v in m.items() if k.endswith("loss") and not np.isfinite(v))
+    if bad:
+      where = (f"the last good checkpoint is step {last_good} in {workdir}/checkpoints (kept intact)"
+               if last_good is not None else "no checkpoint was saved before it")
+      raise TrainingDiverged(f"training diverged: {', '.join(bad)} became {m[bad[0]]} at step {step}; {where}. "
+                             "Lower the learning rates or enable optim.grad_clip")
+
+
+def train_and_evaluate(config, workdir: str):
+  """Trains the config's model in `workdir` (resuming if it holds a checkpoint); returns the final state."""
+  from sr_jax.train import logs  # noqa: PLC0415 (matplotlib/tensorboardX are imported only for training)
+
+  workdir = os.path.abspath(workdir)
+  models = state_lib.build_models(config)
+  optimizers = state_lib.make_optimizers(config)
+  mesh = sharding.make_mesh(config.mesh)
+  sharding.check_batch(config.train.batch_size, mesh, jax.process_count())
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UserError(f"--workdir {workdir} is a file, not a folder")
+  ckpt = Checkpointer(workdir, config, keep=config.checkpoint.keep, keep_best=config.checkpoint.keep_best)
+  ckpt.check_compatible()
+
+  if jax.process_count() > 1:  # process 0 builds a missing built-in corpus; the others wait for it
+    if jax.process_index() == 0:
+      datasets.list_files(config.data)
+    multihost_utils.sync_global_devices("sr_jax: data ready")
+  train_iter = pipeline.train_iterator(config, workdir)
+  valid = pipeline.eval_batches(config, "valid", workdir, max_batches=config.train.eval_batches)
+  abstract, shardings, init = create_state(config, models, optimizers, mesh)
+  start = ckpt.latest_step()
+  if start is not None:
+    state = ckpt.restore(abstract_with_shardings(abstract, shardings), train_iter)
+    logging.info("resumed from step %d in %s", start, workdir)
+    print(f"resumed from step {start} in {workdir}", flush=True)
+  else:
+    start = 0
+    state = init()
+    if models.ae is not None and config.train.ae_checkpoint:
+      state = load_autoencoder(state, config.train.ae_checkpoint, abstract, shardings)
+  train_step, eval_step, _ = compile_steps(config, models, optimizers, mesh, abstract)
+
+  total = total_steps(config)
+  log = logs.RunLog(config, workdir, total, start)
+  fixed_example = next(iter(valid))
+  last_good = ckpt.latest_step()
+  pending: list[tuple[int, dict]] = []
+  with _Preemption() as preempt:
+    for step in range(start, total):
+      batch = sharding.global_batch(next(train_iter), mesh)
+      state, metrics = train_step(state, batch)
+      pending.append((step + 1, metrics))
+      done = step + 1
+      last = done == total
+      stop = preempt.requested  # read once: the signal may arrive at any moment
+      save_now = last or stop or done % config.checkpoint.every == 0
+      if save_now or last or done % config.train.log_every == 0:
+        pending = [(s, {k: float(v) for k, v in jax.device_get(m).items()}) for s, m in pending]
+        _check_finite(pending, last_good, workdir)
+        log.scalars(pending, state)
+        pending = []
+      if last or done % config.train.eval_every == 0:
+        val = evaluate(eval_step, state, valid, mesh)
+        log.validation(done, val)
+        if config.checkpoint.keep_best and math.isfinite(val.get("model_lsd", math.nan)):
+          ckpt.save_best(done, state, val["model_lsd"])
+      if last or done % config.log.audio_every == 0:
+        log.example(done, models.gen, state, fixed_example)
+      if save_now:
+        ckpt.save(done, state, train_iter, force=True)
+        last_good = done
+      if stop:
+        logging.warning("stopped by SIGTERM after step %d (checkpoint saved)", done)
+        break
+  ckpt.wait()
+  ckpt.close()
+  log.close()
+  if pending_last := log.last:
+    print(f"process {jax.process_index()}/{jax.process_count()}: finished at step {pending_last[0]}, "
+          + ", ".join(f"{k} {v:.6g}" for k, v in sorted(pending_last[1].items()) if k.endswith("loss")), flush=True)
+  if hasattr(train_iter, "close"):
+    train_iter.close()
+  return state

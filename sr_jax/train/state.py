@@ -1,0 +1,132 @@
+"""The train state (generator, discriminator, autoencoder: params, BatchNorm stats, optax states), optimizers and init."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from sr_jax.errors import UserError
+from sr_jax.models import build_autoencoder, build_discriminator, build_generator, check_window
+
+
+class Models(NamedTuple):
+  """The networks a config asks for; `disc`/`ae` are None when their loss term is off."""
+
+  gen: Any
+  disc: Any
+  ae: Any
+
+
+@struct.dataclass
+class NetState:
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+
+
+@struct.dataclass
+class TrainState:
+  step: jax.Array  # int32: global step (autoencoder phase steps first, then generator steps)
+  rng: jax.Array  # uint32[2] raw key (checkpointable)
+  gen: NetState
+  disc: NetState | None
+  ae: NetState | None
+  adv_on: jax.Array  # bool: the adversarial term is on (latched once switched on)
+  d_loss_ema: jax.Array  # float32: running discriminator loss (for the switch-on rule)
+
+
+def uses_disc(config) -> bool:
+  return config.loss.lambda_adv > 0
+
+
+def uses_ae(config) -> bool:
+  return config.loss.lambda_feature > 0
+
+
+def build_models(config) -> Models:
+  check_config(config)
+  return Models(build_generator(config), build_discriminator(config) if uses_disc(config) else None,
+                build_autoencoder(config) if uses_ae(config) else None)
+
+
+def check_config(config) -> None:
+  """Config mistakes caught before anything is compiled, each as one clear UserError."""
+  check_window(config.data.window, config.model.depth)
+  if not 0 < config.data.stride <= config.data.window:
+    raise UserError(f"data.stride={config.data.stride} must be in 1..data.window={config.data.window}")
+  if uses_ae(config):
+    ae_depth = config.ae.depth if config.ae.depth > 0 else config.model.depth
+    check_window(config.data.window, ae_depth)
+    if config.train.ae_steps <= 0 and not config.train.ae_checkpoint:
+      raise UserError("loss.lambda_feature > 0 needs a trained autoencoder: set train.ae_steps > 0 (train it first "
+                      "in this launch) or train.ae_checkpoint=<workdir of an earlier run>")
+  if uses_disc(config) and config.disc.kind == "global":
+    d_depth = config.disc.depth if config.disc.depth > 0 else config.model.depth
+    if config.data.window % 2 ** d_depth:
+      raise UserError(f"data.window={config.data.window} must be a multiple of 2**disc.depth = {2 ** d_depth}")
+  if config.loss.reconstruction not in ("l1", "l2"):
+    raise UserError(f"loss.reconstruction must be 'l1' or 'l2', got {config.loss.reconstruction!r}")
+  if config.train.batch_size <= 0 or config.train.num_steps < 0:
+    raise UserError("train.batch_size must be > 0 and train.num_steps >= 0")
+
+
+def learning_rate(config, lr: float):
+  o = config.optim
+  if o.schedule == "constant":
+    return optax.constant_schedule(lr)
+  if o.schedule == "warmup_cosine":
+    return optax.warmup_cosine_decay_schedule(0.0, lr, max(o.warmup_steps, 1), max(config.train.num_steps, 2))
+  raise UserError(f"optim.schedule must be 'constant' or 'warmup_cosine', got {o.schedule!r}")
+
+
+def make_optimizer(config, lr: float, plateau: bool = False) -> optax.GradientTransformationExtraArgs:
+  """clip (optional) -> adam/adamw on the schedule -> reduce_on_plateau (optional, needs `value=` at update)."""
+  o = config.optim
+  parts = [optax.clip_by_global_norm(o.grad_clip)] if o.grad_clip > 0 else []
+  if o.optimizer == "adam":
+    parts.append(optax.adam(learning_rate(config, lr), b1=o.b1, b2=o.b2))
+  elif o.optimizer == "adamw":
+    parts.append(optax.adamw(learning_rate(config, lr), b1=o.b1, b2=o.b2, weight_decay=o.weight_decay))
+  elif o.optimizer == "sgd":
+    parts.append(optax.sgd(learning_rate(config, lr)))
+  else:
+    raise UserError(f"optim.optimizer must be 'adam', 'adamw' or 'sgd', got {o.optimizer!r}")
+  if plateau:
+    parts.append(optax.contrib.reduce_on_plateau(factor=o.plateau_factor, patience=o.plateau_patience))
+  return optax.chain(*parts)
+
+
+class Optimizers(NamedTuple):
+  gen: optax.GradientTransformationExtraArgs
+  disc: optax.GradientTransformationExtraArgs
+  ae: optax.GradientTransformationExtraArgs
+
+
+def make_optimizers(config) -> Optimizers:
+  o = config.optim
+  return Optimizers(make_optimizer(config, o.lr_g, plateau=o.plateau), make_optimizer(config, o.lr_d),
+                    make_optimizer(config, o.lr_ae))
+
+
+def _net_state(module, tx, key, *inputs) -> NetState:
+  variables = module.init({"params": key, "dropout": key}, *inputs)
+  params = variables["params"]
+  return NetState(params, variables.get("batch_stats", {}), tx.init(params))
+
+
+def init_state(config, models: Models, optimizers: Optimizers, batch_size: int = 1) -> TrainState:
+  """A fresh state (call under jit with out_shardings to create large params directly sharded)."""
+  key = jax.random.PRNGKey(config.seed)
+  k_g, k_d, k_ae, k_run = jax.random.split(key, 4)
+  x = jnp.zeros((batch_size, config.data.window, 1), jnp.float32)
+  disc = ae = None
+  if models.disc is not None:
+    disc = _net_state(models.disc, optimizers.disc, k_d, *((x, x) if models.disc.conditional else (x,)))
+  if models.ae is not None:
+    ae = _net_state(models.ae, optimizers.ae, k_ae, x)
+  return TrainState(step=jnp.zeros((), jnp.int32), rng=k_run, gen=_net_state(models.gen, optimizers.gen, k_g, x),
+                    disc=disc, ae=ae, adv_on=jnp.zeros((), bool), d_loss_ema=jnp.full((), jnp.log(4.0)))

@@ -1,0 +1,177 @@
+"""launch/train.py end to end on the tiny config: checkpoints, TensorBoard, exact resume after kill -9, multi-process,
+and bad configs that end in one line before anything is compiled."""
+
+import glob
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from configs import tiny
+from sr_jax.errors import UserError
+from sr_jax.train import loop
+from sr_jax.train.checkpoint import Checkpointer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STEPS = ["--config.train.num_steps=12", "--config.checkpoint.every=4", "--config.train.eval_every=4",
+         "--config.log.audio_every=4", "--config.train.log_every=2"]
+
+
+def train_cmd(workdir, data_dir, *extra):
+  return [sys.executable, os.path.join(ROOT, "launch", "train.py"), "--config=" + os.path.join(ROOT, "configs/tiny.py"),
+          f"--workdir={workdir}", f"--config.data.dir={data_dir}", *STEPS, *extra]
+
+
+def run(cmd, **kw):
+  return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, **kw)
+
+
+def final_state(workdir, step=12):
+  return ocp.StandardCheckpointer().restore(os.path.join(workdir, "checkpoints", str(step), "state"))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  from sr_jax.data import corpus
+
+  folder = str(tmp_path_factory.mktemp("tiny_corpus"))
+  corpus.build_tiny_corpus(folder)
+  return folder
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, data_dir):
+  workdir = str(tmp_path_factory.mktemp("run_a"))
+  result = run(train_cmd(workdir, data_dir))
+  assert result.returncode == 0, result.stderr[-3000:]
+  return workdir, result
+
+
+def test_tiny_recipe_writes_checkpoints_events_curves_and_resumes(finished_run, data_dir):
+  workdir, result = finished_run
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["12", "4", "8"]
+  assert glob.glob(os.path.join(workdir, "events.out.tfevents.*"))
+  assert os.path.getsize(os.path.join(workdir, "loss_curves.png")) > 10_000
+  assert len(os.listdir(os.path.join(workdir, "best"))) == 1  # the best by validation LSD
+  assert "finished at step 12" in result.stdout
+  again = run(train_cmd(workdir, data_dir))
+  assert again.returncode == 0
+  assert f"resumed from step 12 in {workdir}" in again.stdout
+
+
+def test_kill_9_then_rerun_gives_bit_identical_params(finished_run, data_dir, tmp_path):
+  workdir = str(tmp_path / "run_b")
+  proc = subprocess.Popen(train_cmd(workdir, data_dir), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  marker = os.path.join(workdir, "checkpoints", "4", "commit_success.txt")
+  deadline = time.time() + 300
+  while not os.path.exists(marker) and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert os.path.exists(marker)
+  resumed = run(train_cmd(workdir, data_dir))
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert "resumed from step" in resumed.stdout
+  reference, restored = final_state(finished_run[0]), final_state(workdir)
+  leaves = jax.tree.leaves(reference)
+  assert len(leaves) == len(jax.tree.leaves(restored)) > 10
+  for a, b in zip(leaves, jax.tree.leaves(restored)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_half_written_save_never_hides_the_last_good_checkpoint(finished_run, tmp_path):
+  import shutil
+
+  workdir = str(tmp_path / "run_c")
+  shutil.copytree(finished_run[0], workdir)
+  # what a save killed half-way leaves: orbax's temporary folder, never renamed to its step
+  os.makedirs(os.path.join(workdir, "checkpoints", "16.orbax-checkpoint-tmp-1700000000", "state"))
+  ckpt = Checkpointer(workdir, tiny.get_config())
+  assert ckpt.latest_step() == 12
+  ckpt.close()
+
+
+def test_sigterm_saves_before_exiting(data_dir, tmp_path):
+  workdir = str(tmp_path / "run_d")
+  cmd = train_cmd(workdir, data_dir, "--config.train.num_steps=100000", "--config.checkpoint.every=100000")
+  proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  metrics = os.path.join(workdir, "metrics.jsonl")
+  deadline = time.time() + 300
+  while proc.poll() is None and time.time() < deadline:  # wait until training is under way
+    events = glob.glob(os.path.join(workdir, "events.out.tfevents.*"))
+    if events and os.path.getsize(events[0]) > 2000 or os.path.exists(metrics):
+      break
+    time.sleep(0.1)
+  time.sleep(1.0)
+  proc.send_signal(signal.SIGTERM)
+  out, _ = proc.communicate(timeout=300)
+  assert proc.returncode == 0, out[-3000:]
+  steps = [int(d) for d in os.listdir(os.path.join(workdir, "checkpoints")) if d.isdigit()]
+  assert len(steps) == 1 and 0 < steps[0] < 100000, out[-3000:]
+
+
+def free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_on_loopback_agree(data_dir, tmp_path):
+  port = free_port()
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2 --xla_backend_optimization_level=0"}
+  procs = [subprocess.Popen(
+      train_cmd(str(tmp_path / "run"), data_dir, "--config.train.num_steps=4", f"--coordinator_address=127.0.0.1:{port}",
+                "--num_processes=2", f"--process_id={i}"),
+      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+  outs = [p.communicate(timeout=600)[0] for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], outs[0][-2000:] + outs[1][-2000:]
+  finals = [next(l for l in out.splitlines() if "finished at step 4" in l) for out in outs]
+  assert finals[0].startswith("process 0/2") and finals[1].startswith("process 1/2")
+  assert finals[0].split(":", 1)[1] == finals[1].split(":", 1)[1]  # the same losses on both processes
+
+
+def bad(config_changes, workdir, match, monkeypatch):
+  def compiled(*a, **k):
+    raise AssertionError("compiled before the config error was found")
+
+  monkeypatch.setattr(loop, "compile_steps", compiled)
+  config = tiny.get_config()
+  for path, value in config_changes.items():
+    node = config
+    *parents, leaf = path.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  with pytest.raises(UserError, match=match):
+    loop.train_and_evaluate(config, workdir)
+
+
+@pytest.mark.parametrize("changes,match", [
+    ({"data.window": 500}, r"window 500 does not fit a depth-3 network: it must be a multiple of 2\*\*\(depth\+1\) = 16"),
+    ({"mesh.data": 3}, "mesh data=3 x fsdp=1 = 3 devices does not divide the 8 available devices"),
+    ({"mesh.data": 4, "train.batch_size": 6}, "train.batch_size=6 is not divisible by the 4 devices of the mesh"),
+    ({"data.source": "folder", "data.dir": "/nonexistent/audio"}, "/nonexistent/audio"),
+    ({"loss.lambda_feature": 1.0}, "needs a trained autoencoder"),
+])
+def test_bad_configs_fail_before_compiling(changes, match, tmp_path, data_dir, monkeypatch):
+  changes.setdefault("data.dir", data_dir)
+  bad(changes, str(tmp_path / "w"), match, monkeypatch)
+
+
+def test_workdir_of_another_model_shape_is_refused(finished_run, data_dir, monkeypatch):
+  bad({"model.depth": 2, "data.dir": data_dir}, finished_run[0],
+      r"holds a run of a different model \(model.depth: saved 3, now 2\)", monkeypatch)
+
+
+def test_bad_config_is_one_line_without_traceback(tmp_path, data_dir):
+  result = run(train_cmd(str(tmp_path / "w"), data_dir, "--config.data.window=500"))
+  assert result.returncode == 2
+  assert "Traceback" not in result.stderr
+  assert result.stderr.strip().splitlines()[-1].startswith("error: window 500 does not fit")
