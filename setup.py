@@ -32,7 +32,7 @@ setup(
     packages=find_packages(include=["sr_jax", "sr_jax.*"]),
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+        "test": ["pytest>=8"],
         "bench": ["torch", "psutil>=5.9"],
     },
 )

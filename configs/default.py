@@ -39,6 +39,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   m.width = 1.0  # channel multiplier (1.0 = the original's 128, 256, 512, 512, ...)
   m.dropout = 0.5
   m.dtype = "float32"  # compute dtype: float32 | bfloat16 (params stay float32)
+  m.zero_init_final = False  # True: the final conv starts at zero, so the generator starts as the identity
 
   c.disc = d = ml_collections.ConfigDict()
   d.kind = "global"  # global: one logit per window | patch: PatchGAN, one logit per patch

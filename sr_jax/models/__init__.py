@@ -21,7 +21,8 @@ def _or(value, default):
 
 def build_generator(config) -> Generator:
   m = config.model
-  return Generator(depth=m.depth, width=m.width, dropout=m.dropout, dtype=as_dtype(m.dtype))
+  return Generator(depth=m.depth, width=m.width, dropout=m.dropout, dtype=as_dtype(m.dtype),
+                   zero_init_final=m.get("zero_init_final", False))
 
 
 def build_discriminator(config):

@@ -30,6 +30,7 @@ class Generator(nn.Module):
   width: float = 1.0
   dropout: float = 0.5
   dtype: Dtype = jnp.float32
+  zero_init_final: bool = False  # True: the final conv starts at zero, so G starts as the identity (G(x) = x)
 
   def setup(self):
     b_ = self.depth
@@ -39,7 +40,7 @@ class Generator(nn.Module):
                                 dtype=self.dtype, name="bottleneck")
     self.up = [UpBlock(2 * level_channels(b, self.width), level_kernel(b), dropout=self.dropout, dtype=self.dtype,
                        name=f"up_{b_ + 1 - b}") for b in range(b_, 0, -1)]
-    self.final = conv(2, 9, 1, self.dtype, name="final")
+    self.final = conv(2, 9, 1, self.dtype, name="final", zero_init=self.zero_init_final)
 
   def encode(self, x, train: bool = False):
     """x (N, W) or (N, W, 1) -> (h, skips): h the bottleneck output, skips = (x, d_1, ..., d_B)."""

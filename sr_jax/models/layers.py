@@ -57,10 +57,12 @@ def subpixel(x: jnp.ndarray) -> jnp.ndarray:
   return x.reshape(n, 2 * w, c // 2)
 
 
-def conv(features: int, kernel: int, stride: int, dtype: Dtype, name: str | None = None) -> nn.Conv:
-  """A 1-D convolution with the zero padding kernel // 2 on both sides."""
+def conv(features: int, kernel: int, stride: int, dtype: Dtype, name: str | None = None, zero_init: bool = False
+         ) -> nn.Conv:
+  """A 1-D convolution with the zero padding kernel // 2 on both sides (optionally all-zero initial weights)."""
+  extra = {"kernel_init": nn.initializers.zeros} if zero_init else {}
   return nn.Conv(features, (kernel,), strides=(stride,), padding=[(kernel // 2, kernel // 2)], dtype=dtype,
-                 name=name)
+                 name=name, **extra)
 
 
 class ConvBlock(nn.Module):

@@ -91,3 +91,11 @@ def test_bad_window_is_one_clear_error():
   model = Generator(depth=4, width=0.03125)
   with pytest.raises(UserError, match="window 100 does not fit a depth-4 network"):
     jit_init(model, jnp.zeros((1, 100, 1)))
+
+
+def test_zero_init_final_starts_as_identity_and_still_learns():
+  model = Generator(depth=2, width=0.125, zero_init_final=True)
+  v, x = init(model, 64)
+  np.testing.assert_array_equal(jit_apply(model)(v, x), x)
+  grads = jax.grad(lambda p: jnp.sum((jit_apply(model)({"params": p}, x) - 2 * x) ** 2))(v["params"])
+  assert float(jnp.abs(grads["final"]["kernel"]).max()) > 0  # the final layer gets a gradient at once

@@ -1,0 +1,30 @@
+import pytest
+
+from configs import default, quickstart, tiny
+from sr_jax.errors import UserError
+
+
+def test_short_names_and_dotted_paths():
+  c = default.get_config("depth=4,window=1024,model.width=0.5,chain='sample 8000 16000,whitenoise 0 0.001'")
+  assert (c.model.depth, c.data.window, c.model.width) == (4, 1024, 0.5)
+  assert c.data.chain == "sample 8000 16000,whitenoise 0 0.001"
+  assert default.get_config("loss.stft_fft_sizes=(256, 512)").loss.stft_fft_sizes == (256, 512)
+  assert default.get_config("width=1").model.width == 1.0  # an int where a float is expected is fine
+
+
+@pytest.mark.parametrize("arg,match", [
+    ("depth", "must look like name=value"),
+    ("nope=3", "unknown config field 'nope'"),
+    ("model.nope=3", "unknown config field 'model.nope'"),
+    ("depth=four", "config field 'model.depth' expects int, got 'four'"),
+])
+def test_bad_overrides_are_one_clear_error(arg, match):
+  with pytest.raises(UserError, match=match):
+    default.get_config(arg)
+
+
+def test_recipes_start_from_the_defaults_and_take_overrides():
+  d, t, q = default.get_config(), tiny.get_config("depth=2"), quickstart.get_config()
+  assert set(d.keys()) == set(t.keys()) == set(q.keys())
+  assert t.model.depth == 2 and t.data.source == "tiny"
+  assert (d.model.depth, d.data.window, d.train.batch_size) == (8, 8192, 16)  # the original's size
