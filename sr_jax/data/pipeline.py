@@ -337,8 +337,9 @@ class EvalBatches:
   """
 
   def __init__(self, source: WindowSource, batch: int, process_index: int, process_count: int,
-               indices: np.ndarray | None = None, keys: tuple[str, ...] = ()):
+               indices: np.ndarray | None = None, keys: tuple[str, ...] = (), baseline: WindowSource | None = None):
     self.source, self.batch, self.keys = source, batch, keys  # keys[f]: the file key of source file f
+    self.baseline = baseline
     self.process_index, self.process_count = process_index, process_count
     self.indices = np.arange(len(source)) if indices is None else np.asarray(indices)
     self.num_windows = len(self.indices)
@@ -355,17 +356,25 @@ class EvalBatches:
       for row, index in enumerate(chosen):
         pairs[row] = self.source.pair(index)
       mask = (np.arange(self.batch) < len(chosen)).astype(np.float32)
-      yield {"input": pairs[:, 0, :, None], "target": pairs[:, 1, :, None], "mask": mask}
+      out = {"input": pairs[:, 0, :, None], "target": pairs[:, 1, :, None], "mask": mask}
+      if self.baseline is not None:  # the same windows of the input made with another upsampling (e.g. cubic)
+        base = np.zeros((self.batch, width, 1), np.float32)
+        for row, index in enumerate(chosen):
+          base[row, :, 0] = self.baseline.pair(index)[0]
+        out["baseline"] = base
+      yield out
 
 
 def eval_batches(config, split: str, workdir: str, process_index: int | None = None,
                  process_count: int | None = None, batch_size: int | None = None,
-                 max_batches: int | None = None) -> EvalBatches:
+                 max_batches: int | None = None, baseline_upsample: str | None = None) -> EvalBatches:
   """Validation/test batches of `split` ("valid" or "test"); see `EvalBatches`.
 
   batch_size: per process (default the training one, config.train.batch_size // process_count).
   max_batches: if set and the split has more windows, `max_batches` global batches of windows evenly spread
   over the split (deterministic) instead of all of them.
+  baseline_upsample: also give each batch a "baseline" (B, W, 1): the same windows of the input degraded with this
+  upsampling method instead (e.g. "cubic": Kuleshov et al.'s spline baseline), same seeds.
   """
   process_index, process_count = _process(process_index, process_count)
   batch = batch_size or per_process_batch(config, process_count)
@@ -375,10 +384,19 @@ def eval_batches(config, split: str, workdir: str, process_index: int | None = N
   if not prepared.paths:
     raise UserError(f"no usable files in the {split} split ({prepared.counter.summary()})")
   source = WindowSource(prepared.paths, prepared.lengths, config.data.window, config.data.eval_stride)
+  baseline = None
+  if baseline_upsample:
+    other = config.copy_and_resolve_references()
+    other.data.upsample = baseline_upsample
+    base = prepare(other, files, root, resolve_cache_dir(config, workdir), what=f"{split} ({baseline_upsample})",
+                   run_seed=eval_seed(config))
+    if base.lengths != prepared.lengths:
+      raise UserError(f"the {baseline_upsample} baseline of the {split} split does not match its files")
+    baseline = WindowSource(base.paths, base.lengths, config.data.window, config.data.eval_stride)
   indices = None
   if max_batches and len(source) > max_batches * batch * process_count:
     indices = np.unique(np.linspace(0, len(source) - 1, max_batches * batch * process_count).round().astype(int))
-  return EvalBatches(source, batch, process_index, process_count, indices, prepared.keys)
+  return EvalBatches(source, batch, process_index, process_count, indices, prepared.keys, baseline)
 
 
 # ----- throughput ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import os
 
 import grain
 import jax
+import numpy as np
 import ml_collections
 import orbax.checkpoint as ocp
 from absl import logging
@@ -139,3 +140,25 @@ def find_step_dir(path: str, step: int | None = None) -> str:
 
 def abstract_with_shardings(abstract_state, shardings):
   return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_state, shardings)
+
+
+def restore_for_inference(path: str, step: int | None = None, parts: tuple[str, ...] = ("gen",)):
+  """(config, {part: {"params": ..., "batch_stats": ...}}) of a run, restored as numpy arrays on the host.
+
+  `path`: a workdir (its latest checkpoint, or `step`), a checkpoints/ folder or one step folder holding state/ and
+  config/ (e.g. a shipped pretrained model). Only the networks in `parts` ("gen", "disc", "ae") are read, never the
+  optimizer states. A missing network (e.g. no discriminator in a plain U-Net run) is a UserError naming it.
+  """
+  step_dir = find_step_dir(path, step)
+  config = restore_config(step_dir)
+  state_dir = os.path.join(step_dir, "state")
+  with ocp.PyTreeCheckpointer() as ckptr:
+    tree = ckptr.metadata(state_dir).item_metadata.tree
+    missing = [p for p in parts if not isinstance(tree.get(p), dict)]
+    if missing:
+      raise UserError(f"the checkpoint {step_dir} has no {', '.join(missing)} network (trained without it)")
+    wanted = {p: {k: tree[p][k] for k in ("params", "batch_stats") if k in tree[p]} for p in parts}
+    restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
+    restored = ckptr.restore(state_dir, args=ocp.args.PyTreeRestore(item=wanted, restore_args=restore_args,
+                                                                     partial_restore=True))
+  return config, {p: restored[p] for p in parts}

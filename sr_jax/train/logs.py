@@ -56,9 +56,9 @@ class RunLog:
 
   def validation(self, step: int, val: dict[str, float]) -> None:
     self.writer.write_scalars(step, {f"valid/{k}": v for k, v in val.items()})
-    text = (f"step {step} validation: LSD model {val.get('model_lsd', float('nan')):.3f} vs input "
-            f"{val.get('input_lsd', float('nan')):.3f}; SNR model {val.get('model_snr', float('nan')):.2f} dB vs "
-            f"input {val.get('input_snr', float('nan')):.2f} dB")
+    names = [n for n in ("model", "spline", "input") if f"{n}_lsd" in val]
+    text = (f"step {step} validation: LSD " + " / ".join(f"{n} {val[n + '_lsd']:.3f}" for n in names)
+            + "; SNR " + " / ".join(f"{n} {val[n + '_snr']:.2f}" for n in names) + " dB")
     if self.bar.disable:
       logging.info(text)
     else:

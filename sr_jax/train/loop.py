@@ -80,18 +80,17 @@ def create_state(config, models, optimizers, mesh):
   return abstract, shardings, jax.jit(init, out_shardings=shardings)
 
 
-def load_autoencoder(state, path: str, abstract, shardings):
+def load_autoencoder(state, path: str, shardings):
   """Replaces the autoencoder of `state` by the one trained in the run at `path` (train.ae_checkpoint)."""
-  from sr_jax.train.checkpoint import Checkpointer as _C, restore_config
+  from sr_jax.train.checkpoint import restore_for_inference  # noqa: PLC0415
 
-  saved = restore_config(path)
-  ckpt = _C(path, saved, keep_best=False, async_save=False)
-  ae_abstract = abstract_with_shardings(abstract.ae, shardings.ae)
-  import orbax.checkpoint as ocp
-
-  restored = ckpt.latest.restore(ckpt.latest_step(), args=ocp.args.Composite(
-      state=ocp.args.PyTreeRestore(item={"ae": ae_abstract}, partial_restore=True)))["state"]
-  return state.replace(ae=restored["ae"])
+  _, nets = restore_for_inference(path, parts=("ae",))
+  loaded = state.ae.replace(params=nets["ae"]["params"], batch_stats=nets["ae"].get("batch_stats", {}))
+  want = jax.tree.map(lambda x: (x.shape, x.dtype), (state.ae.params, state.ae.batch_stats))
+  got = jax.tree.map(lambda x: (x.shape, x.dtype), (loaded.params, loaded.batch_stats))
+  if want != got:
+    raise UserError(f"the autoencoder in {path} has another shape than this config's (ae.depth/ae.width/window)")
+  return state.replace(ae=jax.device_put(loaded, shardings.ae))
 
 
 def evaluate(eval_step, state, batches, mesh) -> dict[str, float]:
@@ -133,7 +132,8 @@ def train_and_evaluate(config, workdir: str):
       datasets.list_files(config.data)
     multihost_utils.sync_global_devices("sr_jax: data ready")
   train_iter = pipeline.train_iterator(config, workdir)
-  valid = pipeline.eval_batches(config, "valid", workdir, max_batches=config.train.eval_batches)
+  valid = pipeline.eval_batches(config, "valid", workdir, max_batches=config.train.eval_batches,
+                                baseline_upsample="cubic" if config.data.upsample != "cubic" else None)
   abstract, shardings, init = create_state(config, models, optimizers, mesh)
   start = ckpt.latest_step()
   if start is not None:
@@ -144,7 +144,7 @@ def train_and_evaluate(config, workdir: str):
     start = 0
     state = init()
     if models.ae is not None and config.train.ae_checkpoint:
-      state = load_autoencoder(state, config.train.ae_checkpoint, abstract, shardings)
+      state = load_autoencoder(state, config.train.ae_checkpoint, shardings)
   train_step, eval_step, _ = compile_steps(config, models, optimizers, mesh, abstract)
 
   total = total_steps(config)

@@ -127,11 +127,12 @@ def make_steps(config, models: Models, optimizers: Optimizers) -> tuple[Callable
     return new.replace(step=state.step + 1), out
 
   def eval_step(state: TrainState, batch):
-    """Masked sums over the batch of the model's and the input's LSD and SNR (the host adds them up)."""
+    """Masked sums over the batch of LSD and SNR of the model, the input and (if given) the spline baseline."""
     x, y, mask = batch["input"], batch["target"], batch["mask"]
     y_hat = G.apply({"params": state.gen.params}, x)
     out = {"count": jnp.sum(mask)}
-    for name, est in (("model", y_hat), ("input", x)):
+    candidates = [("model", y_hat), ("input", x)] + ([("spline", batch["baseline"])] if "baseline" in batch else [])
+    for name, est in candidates:
       out[f"{name}_lsd"] = jnp.sum(mask * metrics.batch_lsd(y[..., 0], est[..., 0]))
       out[f"{name}_snr"] = jnp.sum(mask * metrics.batch_snr(y[..., 0], est[..., 0]))
     out["rec_loss"] = jnp.sum(mask * jnp.mean((y - y_hat) ** 2, axis=(1, 2)))

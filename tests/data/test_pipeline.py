@@ -245,3 +245,21 @@ def test_seeds_train_with_the_run_seed_and_evaluate_with_the_eval_seed(folder, t
   (batch,) = list(pipeline.eval_batches(config, "test", str(tmp_path), 0, 1, batch_size=16))
   test_ref = _reference_pairs(config, files["test"], folder, EVAL_STRIDE, run_seed=0)  # data.eval_seed = 0
   assert [_key(r) for r, keep in zip(_rows(batch), batch["mask"]) if keep] == [_key(r) for r in test_ref]
+
+
+def test_eval_batches_spline_baseline_is_the_cubic_degradation_of_the_same_windows(folder, tmp_path):
+  config = _config(folder)
+  files = datasets.list_files(config.data)["valid"]
+  batches = list(pipeline.eval_batches(config, "valid", str(tmp_path), 0, 1, batch_size=3, baseline_upsample="cubic"))
+  expected = []
+  for path in files:
+    clean = datasets.load_clean(path, RATE)
+    key = datasets.file_key(path, folder)
+    cubic, _, _ = degrade.degrade(clean, RATE, config.data.chain, degrade.file_seed(pipeline.eval_seed(config), key),
+                                  upsample="cubic")
+    expected.extend(windows.split(cubic, WINDOW, EVAL_STRIDE))
+  got = [b["baseline"][i, :, 0] for b in batches for i in range(3) if b["mask"][i]]
+  assert len(got) == len(expected) > 0
+  for a, b in zip(got, expected):
+    np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(got[0], batches[0]["input"][0, :, 0])  # soxr input differs from the spline
