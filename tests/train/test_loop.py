@@ -175,3 +175,22 @@ def test_bad_config_is_one_line_without_traceback(tmp_path, data_dir):
   assert result.returncode == 2
   assert "Traceback" not in result.stderr
   assert result.stderr.strip().splitlines()[-1].startswith("error: window 500 does not fit")
+
+
+def test_autoencoder_trained_first_then_loaded_by_a_later_run(data_dir, tmp_path):
+  first, second = str(tmp_path / "ae_run"), str(tmp_path / "uses_ae")
+  config = tiny.get_config()
+  config.data.dir, config.loss.lambda_feature, config.train.ae_steps, config.train.num_steps = data_dir, 0.1, 3, 2
+  config.train.eval_every = config.checkpoint.every = 5
+  config.log.tensorboard = config.log.progress = False
+  trained = loop.train_and_evaluate(config, first)
+  assert int(trained.step) == 5
+  config.train.ae_steps, config.train.ae_checkpoint = 0, first
+  loaded = loop.train_and_evaluate(config, second)
+  # the second run trained only G against the frozen, loaded autoencoder
+  for a, b in zip(jax.tree.leaves(trained.ae.params), jax.tree.leaves(loaded.ae.params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  config.model.width = 1 / 8  # an autoencoder of another shape is refused
+  config.ae.width = 1 / 4
+  with pytest.raises(UserError, match="has another shape"):
+    loop.train_and_evaluate(config, str(tmp_path / "other"))
