@@ -13,10 +13,8 @@ import functools
 import math
 import os
 import signal
-import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
@@ -152,39 +150,41 @@ def train_and_evaluate(config, workdir: str):
   fixed_example = next(iter(valid))
   last_good = ckpt.latest_step()
   pending: list[tuple[int, dict]] = []
-  with _Preemption() as preempt:
-    for step in range(start, total):
-      batch = sharding.global_batch(next(train_iter), mesh)
-      state, metrics = train_step(state, batch)
-      pending.append((step + 1, metrics))
-      done = step + 1
-      last = done == total
-      stop = preempt.requested  # read once: the signal may arrive at any moment
-      save_now = last or stop or done % config.checkpoint.every == 0
-      if save_now or last or done % config.train.log_every == 0:
-        pending = [(s, {k: float(v) for k, v in jax.device_get(m).items()}) for s, m in pending]
-        _check_finite(pending, last_good, workdir)
-        log.scalars(pending, state)
-        pending = []
-      if last or done % config.train.eval_every == 0:
-        val = evaluate(eval_step, state, valid, mesh)
-        log.validation(done, val)
-        if config.checkpoint.keep_best and math.isfinite(val.get("model_lsd", math.nan)):
-          ckpt.save_best(done, state, val["model_lsd"])
-      if last or done % config.log.audio_every == 0:
-        log.example(done, models.gen, state, fixed_example)
-      if save_now:
-        ckpt.save(done, state, train_iter, force=True)
-        last_good = done
-      if stop:
-        logging.warning("stopped by SIGTERM after step %d (checkpoint saved)", done)
-        break
-  ckpt.wait()
-  ckpt.close()
-  log.close()
-  if pending_last := log.last:
-    print(f"process {jax.process_index()}/{jax.process_count()}: finished at step {pending_last[0]}, "
-          + ", ".join(f"{k} {v:.6g}" for k, v in sorted(pending_last[1].items()) if k.endswith("loss")), flush=True)
-  if hasattr(train_iter, "close"):
-    train_iter.close()
+  try:
+    with _Preemption() as preempt:
+      for step in range(start, total):
+        batch = sharding.global_batch(next(train_iter), mesh)
+        state, metrics = train_step(state, batch)
+        pending.append((step + 1, metrics))
+        done = step + 1
+        last = done == total
+        stop = preempt.requested  # read once: the signal may arrive at any moment
+        save_now = last or stop or done % config.checkpoint.every == 0
+        if save_now or last or done % config.train.log_every == 0:
+          pending = [(s, {k: float(v) for k, v in jax.device_get(m).items()}) for s, m in pending]
+          _check_finite(pending, last_good, workdir)
+          log.scalars(pending, state)
+          pending = []
+        if last or done % config.train.eval_every == 0:
+          val = evaluate(eval_step, state, valid, mesh)
+          log.validation(done, val)
+          if config.checkpoint.keep_best and math.isfinite(val.get("model_lsd", math.nan)):
+            ckpt.save_best(done, state, val["model_lsd"])
+        if last or done % config.log.audio_every == 0:
+          log.example(done, models.gen, state, fixed_example)
+        if save_now:
+          ckpt.save(done, state, train_iter, force=True)
+          last_good = done
+        if stop:
+          logging.warning("stopped by SIGTERM after step %d (checkpoint saved)", done)
+          break
+  finally:  # also on NaN, errors and Ctrl-C: finish the saves in flight so the last good checkpoint is complete
+    ckpt.wait()
+    ckpt.close()
+    log.close()
+    if hasattr(train_iter, "close"):
+      train_iter.close()
+  if log.last:
+    print(f"process {jax.process_index()}/{jax.process_count()}: finished at step {log.last[0]}, "
+          + ", ".join(f"{k} {v:.6g}" for k, v in sorted(log.last[1].items()) if k.endswith("loss")), flush=True)
   return state

@@ -194,3 +194,33 @@ def test_autoencoder_trained_first_then_loaded_by_a_later_run(data_dir, tmp_path
   config.ae.width = 1 / 4
   with pytest.raises(UserError, match="has another shape"):
     loop.train_and_evaluate(config, str(tmp_path / "other"))
+
+
+def test_nan_loss_stops_naming_the_step_and_the_last_good_checkpoint(data_dir, tmp_path):
+  config = tiny.get_config()
+  config.data.dir, config.optim.optimizer, config.optim.lr_g = data_dir, "sgd", 1e30  # explodes at the 2nd step
+  config.checkpoint.every = config.train.log_every = 1
+  config.log.tensorboard = config.log.progress = False
+  workdir = str(tmp_path / "nan")
+  with pytest.raises(loop.TrainingDiverged, match=r"training diverged: .*loss became (nan|inf) at step 2; the last "
+                     rf"good checkpoint is step 1 in {workdir}/checkpoints \(kept intact\)"):
+    loop.train_and_evaluate(config, workdir)
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["1"]
+  state = final_state(workdir, 1)
+  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state["gen"]["params"]))
+
+
+def test_resume_onto_another_mesh(finished_run, data_dir, tmp_path):
+  import shutil
+
+  workdir = str(tmp_path / "moved")
+  shutil.copytree(finished_run[0], workdir)
+  config = tiny.get_config()
+  config.data.dir = data_dir
+  config.train.num_steps, config.mesh.data, config.mesh.fsdp = 14, 2, 2
+  config.checkpoint.every, config.train.eval_every, config.train.log_every = 4, 4, 2
+  config.log.tensorboard = config.log.progress = False
+  state = loop.train_and_evaluate(config, workdir)
+  assert int(state.step) == 14
+  assert {tuple(x.sharding.spec) for x in jax.tree.leaves(state.gen.params)} >= {()}  # restored on the new mesh
+  assert len(jax.tree.leaves(state.gen.params)[0].sharding.device_set) == 4

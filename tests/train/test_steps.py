@@ -57,7 +57,8 @@ def test_same_step_on_every_mesh():
 
 VARIANTS = {
     "l2": {},
-    "l1": {"loss.reconstruction": "l1"},
+    "l1": {"loss.reconstruction": "l1", "optim.plateau": True, "optim.schedule": "warmup_cosine",
+           "optim.warmup_steps": 2, "optim.grad_clip": 1.0},
     "gan": {"loss.lambda_adv": 0.01, "loss.adv_start_step": 2},
     "conditional_gan": {"loss.lambda_adv": 0.01, "loss.adv_start_step": 0, "disc.conditional": True},
     "patchgan": {"loss.lambda_adv": 0.01, "loss.adv_start_step": 0, "disc.kind": "patch", "disc.conditional": True},

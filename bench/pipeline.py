@@ -1,0 +1,79 @@
+r"""Does the input pipeline keep up with training? Samples/s delivered vs samples/s a CPU train step consumes.
+
+  python bench/pipeline.py [--window=8192 --batch=16 --depth=4 --width=1.0 --json=FILE]
+
+Builds the built-in corpus if missing, degrades it into a cache (timed), then times grain batches (no model) and a
+jitted train step of the given model on random batches; prints one table. Target: ratio >= 20.
+"""
+
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from configs import default  # noqa: E402
+from sr_jax.data import pipeline  # noqa: E402
+from sr_jax.train import loop, sharding, state as state_lib  # noqa: E402
+
+flags.DEFINE_integer("window", 8192, "Window (samples).")
+flags.DEFINE_integer("batch", 16, "Global batch.")
+flags.DEFINE_integer("depth", 4, "Model depth for the train step.")
+flags.DEFINE_float("width", 1.0, "Model width for the train step.")
+flags.DEFINE_integer("workers", 0, "grain worker processes.")
+flags.DEFINE_string("json", None, "Also write the table as JSON here.")
+FLAGS = flags.FLAGS
+
+
+def step_samples_per_s(config, repeats=3) -> float:
+  models, opts = state_lib.build_models(config), state_lib.make_optimizers(config)
+  mesh = sharding.make_mesh(config.mesh)
+  abstract, _, init = loop.create_state(config, models, opts, mesh)
+  train, _, _ = loop.compile_steps(config, models, opts, mesh, abstract)
+  state = init()
+  shape = (config.train.batch_size, config.data.window, 1)
+  batch = sharding.global_batch({"input": np.random.randn(*shape).astype(np.float32),
+                                 "target": np.random.randn(*shape).astype(np.float32)}, mesh)
+  state, m = train(state, batch)
+  jax.block_until_ready(m)
+  start = time.perf_counter()
+  for _ in range(repeats):
+    state, m = train(state, batch)
+  jax.block_until_ready(m)
+  return repeats * shape[0] * shape[1] / (time.perf_counter() - start)
+
+
+def main(argv):
+  del argv
+  c = default.get_config(f"depth={FLAGS.depth},width={FLAGS.width},window={FLAGS.window},batch={FLAGS.batch}")
+  c.data.stride, c.data.workers = FLAGS.window // 2, FLAGS.workers
+  with tempfile.TemporaryDirectory() as workdir:
+    t = time.perf_counter()
+    pipeline.train_iterator(c, workdir)  # builds the corpus if missing and degrades it into the cache
+    prepare_s = time.perf_counter() - t
+    feed = pipeline.pipeline_throughput(c, workdir, num_batches=200)["samples_per_s"]
+  need = step_samples_per_s(c)
+  rows = [{"name": "pipeline", "samples_per_s": feed, "prepare_s": prepare_s},
+          {"name": f"train_step depth {FLAGS.depth} width {FLAGS.width}", "samples_per_s": need},
+          {"name": "ratio", "value": feed / need}]
+  print(f"{'what':<32} {'samples/s':>14}")
+  print(f"{'pipeline (degrade cached)':<32} {feed:>14,.0f}   (degrading the corpus took {prepare_s:.1f} s)")
+  print(f"{rows[1]['name']:<32} {need:>14,.0f}")
+  print(f"{'pipeline / train step':<32} {feed / need:>14,.1f}x   (target >= 20x)")
+  if FLAGS.json:
+    import datetime
+    import json
+    import platform
+
+    with open(FLAGS.json, "w", encoding="utf-8") as f:
+      json.dump({"machine": f"{platform.node()} {os.cpu_count()} cpus", "date": datetime.date.today().isoformat(),
+                 "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+  app.run(main)
