@@ -19,7 +19,7 @@ from absl import app, flags  # noqa: E402
 
 from configs import default  # noqa: E402
 from sr_jax.data import pipeline  # noqa: E402
-from sr_jax.train import loop, sharding, state as state_lib  # noqa: E402
+from sr_jax.train import loop, sharding  # noqa: E402
 
 flags.DEFINE_integer("window", 8192, "Window (samples).")
 flags.DEFINE_integer("batch", 16, "Global batch.")
@@ -31,11 +31,8 @@ FLAGS = flags.FLAGS
 
 
 def step_samples_per_s(config, repeats=3) -> float:
-  models, opts = state_lib.build_models(config), state_lib.make_optimizers(config)
-  mesh = sharding.make_mesh(config.mesh)
-  abstract, _, init = loop.create_state(config, models, opts, mesh)
-  train, _, _ = loop.compile_steps(config, models, opts, mesh, abstract)
-  state = init()
+  t = loop.build_training(config)
+  train, state, mesh = t.train_step, t.init(), t.mesh
   shape = (config.train.batch_size, config.data.window, 1)
   batch = sharding.global_batch({"input": np.random.randn(*shape).astype(np.float32),
                                  "target": np.random.randn(*shape).astype(np.float32)}, mesh)

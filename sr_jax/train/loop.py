@@ -13,6 +13,7 @@ import functools
 import math
 import os
 import signal
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -78,6 +79,29 @@ def create_state(config, models, optimizers, mesh):
   return abstract, shardings, jax.jit(init, out_shardings=shardings)
 
 
+class Training(NamedTuple):
+  """Everything a config's training needs, built and compiled: see `build_training`."""
+
+  models: state_lib.Models
+  optimizers: state_lib.Optimizers
+  mesh: jax.sharding.Mesh
+  abstract: Any  # the train state's shapes
+  shardings: Any  # the train state's shardings
+  init: Any  # () -> a fresh state, created with its shardings
+  train_step: Any  # jitted (state, global batch) -> (state, metrics), state donated
+  eval_step: Any  # jitted (state, global batch) -> metric sums
+
+
+def build_training(config, mesh=None) -> Training:
+  """Models, optimizers, the mesh (from config.mesh) and the jitted steps of `config` (compiled on first call)."""
+  models = state_lib.build_models(config)
+  optimizers = state_lib.make_optimizers(config)
+  mesh = sharding.make_mesh(config.mesh) if mesh is None else mesh
+  abstract, shardings, init = create_state(config, models, optimizers, mesh)
+  train, evaluate_, _ = compile_steps(config, models, optimizers, mesh, abstract)
+  return Training(models, optimizers, mesh, abstract, shardings, init, train, evaluate_)
+
+
 def load_autoencoder(state, path: str, shardings):
   """Replaces the autoencoder of `state` by the one trained in the run at `path` (train.ae_checkpoint)."""
   from sr_jax.train.checkpoint import restore_for_inference  # noqa: PLC0415
@@ -116,8 +140,7 @@ def train_and_evaluate(config, workdir: str):
   from sr_jax.train import logs  # noqa: PLC0415 (matplotlib/tensorboardX are imported only for training)
 
   workdir = os.path.abspath(workdir)
-  models = state_lib.build_models(config)
-  optimizers = state_lib.make_optimizers(config)
+  state_lib.check_config(config)
   mesh = sharding.make_mesh(config.mesh)
   sharding.check_batch(config.train.batch_size, mesh, jax.process_count())
   if os.path.exists(workdir) and not os.path.isdir(workdir):
@@ -132,7 +155,8 @@ def train_and_evaluate(config, workdir: str):
   train_iter = pipeline.train_iterator(config, workdir)
   valid = pipeline.eval_batches(config, "valid", workdir, max_batches=config.train.eval_batches,
                                 baseline_upsample="cubic" if config.data.upsample != "cubic" else None)
-  abstract, shardings, init = create_state(config, models, optimizers, mesh)
+  t = build_training(config, mesh)  # nothing compiles before the first call
+  models, abstract, shardings, train_step, eval_step = t.models, t.abstract, t.shardings, t.train_step, t.eval_step
   start = ckpt.latest_step()
   if start is not None:
     state = ckpt.restore(abstract_with_shardings(abstract, shardings), train_iter)
@@ -140,11 +164,9 @@ def train_and_evaluate(config, workdir: str):
     print(f"resumed from step {start} in {workdir}", flush=True)
   else:
     start = 0
-    state = init()
+    state = t.init()
     if models.ae is not None and config.train.ae_checkpoint:
       state = load_autoencoder(state, config.train.ae_checkpoint, shardings)
-  train_step, eval_step, _ = compile_steps(config, models, optimizers, mesh, abstract)
-
   total = total_steps(config)
   log = logs.RunLog(config, workdir, total, start)
   fixed_example = next(iter(valid))

@@ -141,7 +141,7 @@ def bad(config_changes, workdir, match, monkeypatch):
   def compiled(*a, **k):
     raise AssertionError("compiled before the config error was found")
 
-  monkeypatch.setattr(loop, "compile_steps", compiled)
+  monkeypatch.setattr(loop, "build_training", compiled)
   config = tiny.get_config()
   for path, value in config_changes.items():
     node = config

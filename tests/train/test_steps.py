@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from sr_jax.train import loop, sharding, state as state_lib
+from sr_jax.train import loop, sharding
 from tests.train.helpers import fixed_batch, tiny_config
 
 FULL = {"loss.lambda_adv": 0.1, "loss.adv_start_step": 0, "disc.conditional": True, "loss.lambda_feature": 0.5,
@@ -14,14 +14,10 @@ FULL = {"loss.lambda_adv": 0.1, "loss.adv_start_step": 0, "disc.conditional": Tr
 
 def one_step(config, mesh_data, mesh_fsdp):
   config.mesh.data, config.mesh.fsdp = mesh_data, mesh_fsdp
-  models = state_lib.build_models(config)
-  opts = state_lib.make_optimizers(config)
-  mesh = sharding.make_mesh(config.mesh)
-  abstract, _, init = loop.create_state(config, models, opts, mesh)
-  train, _, shardings = loop.compile_steps(config, models, opts, mesh, abstract)
-  state = init()
+  t = loop.build_training(config)
+  train, state = t.train_step, t.init()
   before = jax.device_get(state)
-  batch = sharding.global_batch(fixed_batch(config), mesh)
+  batch = sharding.global_batch(fixed_batch(config), t.mesh)
   new, metrics = train(state, batch)
   return before, jax.device_get(new), jax.device_get(metrics), train, state, batch
 
@@ -71,13 +67,9 @@ VARIANTS = {
 def test_variant_trains_with_decreasing_reconstruction_loss(variant):
   config = tiny_config(**{"optim.lr_g": 3e-3, "optim.lr_d": 1e-3, "optim.lr_ae": 3e-3, **VARIANTS[variant]})
   config.mesh.data = 2
-  models = state_lib.build_models(config)
-  opts = state_lib.make_optimizers(config)
-  mesh = sharding.make_mesh(config.mesh)
-  abstract, _, init = loop.create_state(config, models, opts, mesh)
-  train, _, _ = loop.compile_steps(config, models, opts, mesh, abstract)
-  state = init()
-  batch = sharding.global_batch(fixed_batch(config), mesh)
+  t = loop.build_training(config)
+  train, state = t.train_step, t.init()
+  batch = sharding.global_batch(fixed_batch(config), t.mesh)
   history = []
   for _ in range(loop.total_steps(config) - config.train.num_steps + 12):
     state, m = train(state, batch)
