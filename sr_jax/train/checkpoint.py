@@ -130,6 +130,8 @@ def find_step_dir(path: str, step: int | None = None) -> str:
     return path
   for sub in ("checkpoints", ""):
     folder = os.path.join(path, sub)
+    if not os.path.isdir(folder):
+      continue
     steps = sorted(int(d) for d in os.listdir(folder) if d.isdigit() and os.path.isdir(os.path.join(folder, d)))
     if steps:
       if step is not None and step not in steps:
