@@ -1,0 +1,367 @@
+"""Tests for sr_jax/report/evaluation.py and launch/evaluate.py: metrics.json shape and numbers (against sr_jax.metrics
+on independently degraded arrays), baselines, the report folder's atomic writes, user errors, and a real model."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sr_jax import metrics as metrics_lib
+from sr_jax.data import audio as audio_lib
+from sr_jax.data import degrade as degrade_lib
+from sr_jax.errors import UserError
+from sr_jax.report import evaluation
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RATE = 16000
+CHAIN = "sample 4000 16000,whitenoise 0 0.001"
+ODD_NAME = "sub/b b&c#?'<x>.flac"  # needs HTML escaping and URL quoting
+METRIC_KEYS = {"lsd", "lsd_hf", "lsd_lf", "snr", "si_sdr"}
+
+
+def _tone(rate, seconds, f0):
+  """Harmonics up to Nyquist with a decay: energy in the band a 4 kHz input lacks."""
+  t = np.arange(int(round(rate * seconds))) / rate
+  x = sum(np.sin(2 * np.pi * f0 * k * t + k) / k for k in range(1, 40) if f0 * k < rate / 2)
+  return (0.3 * x / np.max(np.abs(x)) * np.exp(-1.5 * t)).astype(np.float32)
+
+
+def make_clean_dir(folder) -> dict:
+  """Two usable files (16 kHz mono WAV 1 s; 22.05 kHz stereo FLAC 0.75 s with an odd name) and a silent one."""
+  files = {"a.wav": (_tone(RATE, 1.0, 220.0), RATE),
+           ODD_NAME: (np.stack([_tone(22050, 0.75, 330.0), _tone(22050, 0.75, 495.0)], axis=1), 22050),
+           "silent.wav": (np.zeros(8000, np.float32), RATE)}
+  for name, (audio, rate) in files.items():
+    audio_lib.write(os.path.join(folder, name), audio, rate)
+  return {name: os.path.join(folder, name) for name in files}
+
+
+def expected_signals(path, name, chain=CHAIN, seed=0, max_seconds=None):
+  """{method: degraded input}, target: computed here with degrade directly (not through evaluation.py)."""
+  clean, _ = audio_lib.read(path, rate=RATE, mono=True)
+  if max_seconds is not None:
+    clean = clean[:int(round(max_seconds * RATE))]
+  out = {}
+  for method in ("soxr", "cubic", "linear"):
+    out[method], target, rate = degrade_lib.degrade(clean, RATE, chain, degrade_lib.file_seed(seed, name),
+                                                    upsample=method)
+    assert rate == RATE
+  return out, target
+
+
+class Oracle:
+  """A perfect fake enhancer: returns the clean target of the (soxr) input it is given."""
+
+  def __init__(self, paths, chain=CHAIN):
+    self.targets = {}
+    for name, path in paths.items():
+      if name != "silent.wav":
+        inputs, target = expected_signals(path, name, chain)
+        self.targets[inputs["soxr"].tobytes()] = target
+    self.calls = 0
+
+  def __call__(self, audio, rate):
+    self.calls += 1
+    assert rate == RATE and audio.dtype == np.float32 and audio.ndim == 1
+    return self.targets[audio.tobytes()].copy(), rate
+
+
+def half(audio, rate):
+  return 0.5 * audio, rate
+
+
+def fake_report(tmp_path, overwrite=False, report="report"):
+  """A report of the oracle ("model") and a half-gain fake ("collab") on make_clean_dir's files."""
+  data = tmp_path / "data"
+  paths = make_clean_dir(data)
+  report_dir = str(tmp_path / report)
+  doc = evaluation.write_report(report_dir, evaluation.clean_files(str(data)), str(data),
+                                {"model": Oracle(paths), "collab": half}, CHAIN, "ckpt/4", RATE, overwrite=overwrite)
+  return report_dir, doc, paths
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+  return fake_report(tmp_path_factory.mktemp("fake"))
+
+
+def _check_shape(doc, systems):
+  assert set(doc) == {"chain", "checkpoint", "files", "summary"}
+  assert isinstance(doc["chain"], str) and isinstance(doc["checkpoint"], str)
+  assert isinstance(doc["files"], list) and doc["files"]
+  for entry in doc["files"]:
+    assert set(entry) == {"name", "seconds", *systems}
+    assert isinstance(entry["name"], str) and type(entry["seconds"]) is float
+    for system in systems:
+      assert set(entry[system]) == METRIC_KEYS
+      assert all(type(v) is float and np.isfinite(v) for v in entry[system].values())
+  assert set(doc["summary"]) == set(systems)
+  for system in systems:
+    assert set(doc["summary"][system]) == METRIC_KEYS
+    assert all(type(v) is float for v in doc["summary"][system].values())
+
+
+def test_metrics_json_shape_and_numbers(report):
+  report_dir, doc, paths = report
+  with open(os.path.join(report_dir, "metrics.json"), encoding="utf-8") as f:
+    written = json.load(f)
+  assert written == doc
+  _check_shape(written, ["model", "collab", "spline", "linear", "input"])
+  assert list(written["summary"]) == ["model", "collab", "spline", "linear", "input"]
+  assert written["chain"] == CHAIN and written["checkpoint"] == "ckpt/4"
+  # The silent file is skipped; names are paths relative to the data folder.
+  assert [e["name"] for e in written["files"]] == ["a.wav", ODD_NAME]
+  assert [e["seconds"] for e in written["files"]] == [1.0, 0.75]
+  for entry in written["files"]:
+    inputs, target = expected_signals(paths[entry["name"]], entry["name"])
+    expected = {"model": target, "collab": 0.5 * inputs["soxr"], "spline": inputs["cubic"],
+                "linear": inputs["linear"], "input": inputs["soxr"]}
+    for system, estimate in expected.items():
+      reference = metrics_lib.all_metrics(target, estimate, RATE, 2000.0)
+      assert entry[system] == pytest.approx(reference, rel=1e-12, abs=1e-12), system
+  for system in written["summary"]:
+    for metric in METRIC_KEYS:
+      mean = np.mean([e[system][metric] for e in written["files"]])
+      assert written["summary"][system][metric] == pytest.approx(mean, rel=1e-12)
+
+
+def test_perfect_enhancer_gets_lsd_zero_and_beats_the_baselines(report):
+  _, doc, _ = report
+  model, spline = doc["summary"]["model"], doc["summary"]["spline"]
+  assert model["lsd"] == pytest.approx(0.0, abs=1e-9) and model["lsd_hf"] == pytest.approx(0.0, abs=1e-9)
+  assert model["snr"] > 60.0 and model["si_sdr"] > 60.0  # eps-limited, not infinite
+  assert model["lsd_lf"] == pytest.approx(0.0, abs=1e-9)
+  for metric in ("lsd", "lsd_hf", "lsd_lf"):
+    assert model[metric] < spline[metric]
+  for metric in ("snr", "si_sdr"):
+    assert model[metric] > spline[metric]
+  assert spline != doc["summary"]["linear"] != doc["summary"]["input"]  # three different upsamplings
+  # The half-gain fake: SI-SDR ignores the scale, so it equals the input's; SNR does not.
+  for entry in doc["files"]:
+    assert entry["collab"]["si_sdr"] == pytest.approx(entry["input"]["si_sdr"], abs=1e-6)
+    assert entry["collab"]["snr"] < entry["input"]["snr"]
+
+
+def test_max_seconds_crops_before_degrading(tmp_path):
+  paths = make_clean_dir(tmp_path / "data")
+  results = list(evaluation.evaluate_files([paths["a.wav"]], str(tmp_path / "data"), {"model": half}, CHAIN, RATE,
+                                           seed=3, max_seconds=0.4))
+  (result,) = results
+  assert result.name == "a.wav" and result.seconds == 0.4 and len(result.signals["target"]) == 6400
+  inputs, target = expected_signals(paths["a.wav"], "a.wav", seed=3, max_seconds=0.4)
+  np.testing.assert_array_equal(result.signals["target"], target)
+  np.testing.assert_array_equal(result.signals["spline"], inputs["cubic"])
+  assert result.metrics["model"] == pytest.approx(metrics_lib.all_metrics(target, 0.5 * inputs["soxr"], RATE, 2000))
+  # Another seed draws other noise.
+  other = next(evaluation.evaluate_files([paths["a.wav"]], str(tmp_path / "data"), {}, CHAIN, RATE, seed=4,
+                                         max_seconds=0.4))
+  assert not np.array_equal(other.signals["input"], result.signals["input"])
+  np.testing.assert_array_equal(other.signals["target"], result.signals["target"])
+
+
+def test_cutoff_rate_and_model_input():
+  assert evaluation.METRICS == metrics_lib.METRIC_NAMES
+  assert evaluation.cutoff_hz("sample 4000 16000", 16000) == 2000.0
+  assert evaluation.cutoff_hz("whitenoise 0 0.01", 16000) == 8000.0
+  config = type("C", (), {"data": type("D", (), {"rate": 16000})})
+  assert evaluation.eval_rate(config, "sample 3000 16000,reverb 0") == 16000
+  assert evaluation.eval_rate(config, "pinknoise 0 0.01") == 16000
+  with pytest.raises(UserError, match="makes 22050 Hz targets but the model makes 16000 Hz"):
+    evaluation.eval_rate(config, "sample 4000 22050")
+  # The enhancers get the input upsampled the way the model was trained (here linear); "input" stays soxr.
+  clean = _tone(RATE, 0.5, 300.0)
+  seen = []
+  signals, scores = evaluation.evaluate_clean(clean, RATE, "sample 4000 16000", 1,
+                                              {"model": lambda x, r: (seen.append(x), (x, r))[1]}, "linear")
+  linear = degrade_lib.degrade(clean, RATE, "sample 4000 16000", 1, upsample="linear")[0]
+  np.testing.assert_array_equal(seen[0], linear)
+  np.testing.assert_array_equal(signals["model_input"], linear)
+  assert scores["model"] == scores["linear"] != scores["input"]
+
+
+def test_bad_enhancer_outputs(tmp_path):
+  clean = _tone(RATE, 0.5, 300.0)
+  for fn, match in (((lambda x, r: (x[:-1], r)), "returned 7999 frames for a 8000-frame input"),
+                    ((lambda x, r: (x, 22050)), "returned 22050 Hz audio for a 16000 Hz target"),
+                    ((lambda x, r: (np.stack([x, x], 1), r)), "expected mono")):
+    with pytest.raises(ValueError, match=match):
+      evaluation.evaluate_clean(clean, RATE, CHAIN, 0, {"model": fn})
+  # (frames, 1) is accepted; a NaN output is scored as null (valid JSON), and its summary too.
+  signals, scores = evaluation.evaluate_clean(clean, RATE, CHAIN, 0, {"model": lambda x, r: (x[:, None], r)})
+  assert signals["model"].shape == (8000,)
+  _, scores = evaluation.evaluate_clean(clean, RATE, CHAIN, 0, {"model": lambda x, r: (x * np.nan, r)})
+  assert scores["model"]["snr"] is None and scores["input"]["snr"] is not None
+  summary = evaluation.summarize([{"model": scores["model"]}, {"model": {k: 1.0 for k in METRIC_KEYS}}], ["model"])
+  assert summary["model"]["snr"] is None
+
+
+def test_clean_files(tmp_path):
+  with pytest.raises(UserError, match="does not exist"):
+    evaluation.clean_files(str(tmp_path / "nope"))
+  (tmp_path / "notes.txt").write_text("x")
+  with pytest.raises(UserError, match="is not a folder"):
+    evaluation.clean_files(str(tmp_path / "notes.txt"))
+  with pytest.raises(UserError, match="no audio files in"):
+    evaluation.clean_files(str(tmp_path))
+  paths = make_clean_dir(tmp_path / "data")
+  assert evaluation.clean_files(str(tmp_path / "data")) == sorted(paths.values())
+  assert evaluation.clean_files(str(tmp_path / "data"), max_files=1) == [paths["a.wav"]]
+  assert evaluation.clean_files(str(tmp_path / "data"), exclude=str(tmp_path / "data" / "sub")) == [
+      paths["a.wav"], paths["silent.wav"]]
+  for split in ("train", "valid", "test"):
+    (tmp_path / "corpus" / split).mkdir(parents=True)
+  with pytest.raises(UserError, match="holds train/valid/test splits: evaluate one of them"):
+    evaluation.clean_files(str(tmp_path / "corpus"))
+
+
+def test_only_silent_files_is_a_user_error(tmp_path):
+  paths = make_clean_dir(tmp_path / "data")
+  with pytest.raises(UserError, match="no usable audio file"):
+    list(evaluation.evaluate_files([paths["silent.wav"]], str(tmp_path / "data"), {"model": half}, CHAIN, RATE))
+
+
+def test_failed_run_leaves_no_report_and_keeps_the_old_one(tmp_path):
+  make_clean_dir(tmp_path / "data")
+  files = evaluation.clean_files(str(tmp_path / "data"))
+
+  def broken(audio, rate):  # fails on the second file, once the first file's assets are written
+    broken.calls += 1
+    if broken.calls > 1:
+      raise RuntimeError("model exploded")
+    return audio, rate
+
+  def run():
+    broken.calls = 0
+    with pytest.raises(RuntimeError, match="model exploded"):
+      evaluation.write_report(str(tmp_path / "out"), files, str(tmp_path / "data"), {"model": broken}, CHAIN,
+                              "c", RATE, overwrite=True)
+    assert broken.calls == 2
+
+  run()
+  assert sorted(os.listdir(tmp_path)) == ["data"]  # no report, no temporary folder
+  fake_report(tmp_path, report="out")  # (rewrites the same data files)
+  before = {name: os.path.getmtime(tmp_path / "out" / name) for name in os.listdir(tmp_path / "out")}
+  run()
+  assert sorted(os.listdir(tmp_path)) == ["data", "out"]
+  assert {name: os.path.getmtime(tmp_path / "out" / name) for name in os.listdir(tmp_path / "out")} == before
+
+
+def test_report_folder_rules(tmp_path, report):
+  evaluation.check_report_dir(str(tmp_path / "new"), overwrite=False)
+  (tmp_path / "empty").mkdir()
+  evaluation.check_report_dir(str(tmp_path / "empty"), overwrite=False)
+  (tmp_path / "home").mkdir()
+  (tmp_path / "home" / "thesis.tex").write_text("precious")
+  with pytest.raises(UserError, match="already exists; pass --overwrite"):
+    evaluation.check_report_dir(str(tmp_path / "home"), overwrite=False)
+  with pytest.raises(UserError, match="not a report"):
+    evaluation.check_report_dir(str(tmp_path / "home"), overwrite=True)
+  with pytest.raises(UserError, match="not a folder"):
+    evaluation.check_report_dir(str(tmp_path / "home" / "thesis.tex"), overwrite=True)
+  # An existing report is replaced as a whole with overwrite (a stray file of the old one disappears).
+  report_dir, _, _ = fake_report(tmp_path / "again")
+  with open(os.path.join(report_dir, "stray.txt"), "w") as f:
+    f.write("old")
+  with pytest.raises(UserError, match="already exists"):
+    fake_report(tmp_path / "again")
+  fake_report(tmp_path / "again", overwrite=True)
+  assert not os.path.exists(os.path.join(report_dir, "stray.txt"))
+  assert os.path.exists(os.path.join(report_dir, "metrics.json"))
+  assert sorted(os.listdir(tmp_path / "again")) == ["data", "report"]
+
+
+# ----- launch/evaluate.py ----------------------------------------------------------------------------------------
+
+
+def _launch_all(arg_lists, timeout=240, env=None):
+  """Runs launch/evaluate.py once per argument list, all at once; returns the CompletedProcess-like results."""
+  script = os.path.join(ROOT, "launch", "evaluate.py")
+  procs = [subprocess.Popen([sys.executable, script, *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env) for args in arg_lists]
+  out = []
+  for proc in procs:
+    stdout, stderr = proc.communicate(timeout=timeout)
+    out.append(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
+  return out
+
+
+def test_launcher_user_errors(tmp_path):
+  make_clean_dir(tmp_path / "data")
+  (tmp_path / "empty").mkdir()
+  (tmp_path / "old").mkdir()
+  (tmp_path / "old" / "metrics.json").write_text("{}")
+  data, ckpt = f"--data={tmp_path / 'data'}", f"--workdir={tmp_path / 'run'}"
+  cases = {
+      "data folder .*nope does not exist": [ckpt, f"--data={tmp_path / 'nope'}", f"--report={tmp_path / 'r'}"],
+      "no audio files in .*empty": [ckpt, f"--data={tmp_path / 'empty'}", f"--report={tmp_path / 'r'}"],
+      "report folder .*old already exists; pass --overwrite": [ckpt, data, f"--report={tmp_path / 'old'}"],
+      "give exactly one of --workdir .* and --checkpoint": [ckpt, f"--checkpoint={tmp_path}", data,
+                                                            f"--report={tmp_path / 'r'}"],
+      "give exactly one of --workdir": [data, f"--report={tmp_path / 'r'}"],
+      "no checkpoint at .*run: the folder does not exist": [ckpt, data, f"--report={tmp_path / 'r'}"],
+  }
+  for (pattern, _), result in zip(cases.items(), _launch_all(list(cases.values()))):
+    assert result.returncode == 2, (pattern, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), (pattern, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert re.search(pattern, lines[0]), (pattern, lines[0])
+  assert not os.path.exists(tmp_path / "r")
+  assert os.listdir(tmp_path / "old") == ["metrics.json"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  """A tiny GAN run (4 steps; with a discriminator, for --collab, of at most 2 steps) on the tiny corpus."""
+  from sr_jax.data import corpus  # noqa: PLC0415
+
+  root = tmp_path_factory.mktemp("run")
+  corpus.build_tiny_corpus(str(root / "corpus"), seconds_per_file=1.5)
+  workdir = root / "work"
+  subprocess.run([sys.executable, os.path.join(ROOT, "launch", "train.py"), "--config=configs/tiny.py",
+                  f"--workdir={workdir}", f"--config.data.dir={root / 'corpus'}", "--config.train.num_steps=4",
+                  "--config.checkpoint.every=4", "--config.loss.lambda_adv=0.01", "--config.train.eval_batches=1",
+                  "--config.checkpoint.keep_best=False", "--config.collab.max_steps=2"],
+                 cwd=ROOT, check=True, capture_output=True)
+  return workdir, root / "corpus" / "test"
+
+
+def test_launcher_with_a_trained_model(trained, tmp_path):
+  workdir, data = trained
+  report_dir = tmp_path / "report"
+  # XLA's optimisation level 0 (tests/conftest.py) compiles faster but runs collaborative sampling's gradient loop
+  # ~4x slower: this run takes the default level.
+  flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith("--xla_backend_optimization_level")]
+  env = dict(os.environ, XLA_FLAGS=" ".join(flags))
+  (result,) = _launch_all([[f"--workdir={workdir}", f"--data={data}", f"--report={report_dir}", "--collab",
+                            "--max_seconds=0.75", "--seed=5"]], env=env)
+  assert result.returncode == 0, result.stderr
+  assert "mean over files" in result.stdout
+  with open(report_dir / "metrics.json", encoding="utf-8") as f:
+    doc = json.load(f)
+  _check_shape(doc, ["model", "collab", "spline", "linear", "input"])
+  assert doc["chain"] == "sample 4000 16000"
+  assert doc["checkpoint"] == str(workdir / "checkpoints" / "4")
+  assert [e["name"] for e in doc["files"]] == ["tiny-test-000.wav", "tiny-test-001.wav"]
+  assert all(e["seconds"] == 0.75 for e in doc["files"])
+  for entry in doc["files"]:
+    inputs, target = expected_signals(str(data / entry["name"]), entry["name"], "sample 4000 16000", seed=5,
+                                      max_seconds=0.75)
+    for system, method in (("spline", "cubic"), ("linear", "linear"), ("input", "soxr")):
+      assert entry[system] == pytest.approx(metrics_lib.all_metrics(target, inputs[method], RATE, 2000.0),
+                                            rel=1e-12, abs=1e-12)
+    # The model's numbers are those of the output written to the report (16-bit PCM: up to quantisation), and
+    # the written target and input are the arrays computed here.
+    folder = report_dir / os.path.splitext(entry["name"])[0]
+    files = {name: audio_lib.read(str(folder / f"{name}.wav"), mono=True) for name in
+             ("input", "model", "collab", "target")}
+    assert all(rate == RATE and len(audio) == 12000 for audio, rate in files.values())
+    np.testing.assert_allclose(files["target"][0], target, atol=1 / 32768 + 1e-7)
+    np.testing.assert_allclose(files["input"][0], inputs["soxr"], atol=1 / 32768 + 1e-7)
+    model = metrics_lib.all_metrics(target, files["model"][0], RATE, 2000.0)
+    assert entry["model"] == pytest.approx(model, rel=2e-3, abs=2e-3)
+    assert entry["model"] != entry["input"]
