@@ -163,4 +163,62 @@ def restore_for_inference(path: str, step: int | None = None, parts: tuple[str, 
     restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
     restored = ckptr.restore(state_dir, args=ocp.args.PyTreeRestore(item=wanted, restore_args=restore_args,
                                                                      partial_restore=True))
-  return config, {p: restored[p] for p in parts}
+  # A model exported in bfloat16 (`export_for_inference`) is computed in float32 like any other.
+  return config, {p: jax.tree.map(lambda a: _cast_float(a, np.float32), restored[p]) for p in parts}
+
+
+def _cast_float(a: np.ndarray, dtype) -> np.ndarray:
+  """`a` in `dtype` if it holds floating point numbers (bfloat16 included), else `a` unchanged."""
+  return a.astype(dtype) if a.dtype != dtype and jax.numpy.issubdtype(a.dtype, jax.numpy.floating) else a
+
+
+EXPORT_DTYPES = ("float32", "bfloat16")
+
+
+def export_for_inference(path: str, out: str, step: int | None = None, best: bool = False,
+                         parts: tuple[str, ...] = ("gen",), dtype: str = "float32", overwrite: bool = False) -> dict:
+  """Writes the networks `parts` of a run's checkpoint (no optimizer states) and its config as one step folder
+  `out/{state,config}` that `restore_for_inference`, launch/enhance.py and launch/evaluate.py load with
+  --checkpoint=out. `best`: the best checkpoint by validation LSD (WORKDIR/best) instead of the latest.
+  dtype "bfloat16" halves the size (the weights are computed in float32 again when loaded). With "disc" in
+  `parts` and a shaped discriminator beside the run (launch/shape.py), that one is exported too, as
+  out/shaped_disc. Written to a temporary folder and renamed: an interrupted export leaves nothing half-made,
+  and an existing `out` is only replaced with `overwrite`. Returns {"step", "bytes", "params"}."""
+  import shutil  # noqa: PLC0415
+  import tempfile  # noqa: PLC0415
+
+  if dtype not in EXPORT_DTYPES:
+    raise UserError(f"export dtype must be one of {', '.join(EXPORT_DTYPES)}, got {dtype!r}")
+  out = os.path.abspath(out)
+  if os.path.exists(out) and not overwrite:
+    raise UserError(f"{out} exists: pass overwrite (--overwrite) to replace it")
+  src = os.path.join(path, "best") if best and os.path.isdir(os.path.join(path, "best")) else path
+  if best and src == path:
+    raise UserError(f"no best checkpoint in {path} (checkpoint.keep_best was off, or no validation ran yet)")
+  step_dir = find_step_dir(src, step)
+  config, nets = restore_for_inference(step_dir, parts=parts)
+  nets = jax.tree.map(lambda a: _cast_float(a, jax.numpy.dtype(dtype)), nets)
+  parent = os.path.dirname(out)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}-", dir=parent)
+  try:
+    with ocp.PyTreeCheckpointer() as ckptr:
+      ckptr.save(os.path.join(tmp, "state"), nets)
+    with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as ckptr:
+      ckptr.save(os.path.join(tmp, "config"), args=ocp.args.JsonSave(config_to_dict(config)))
+    if "disc" in parts:
+      from sr_jax.sampling.shaping import shaped_disc_dir  # noqa: PLC0415
+
+      shaped = shaped_disc_dir(step_dir)
+      if shaped is not None:
+        shutil.copytree(shaped, os.path.join(tmp, os.path.basename(shaped)))
+    if os.path.exists(out):
+      shutil.rmtree(out)
+    os.rename(tmp, out)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
+  count = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(nets))
+  return {"step": int(os.path.basename(step_dir)) if os.path.basename(step_dir).isdigit() else None,
+          "bytes": size, "params": count, "source": step_dir}
