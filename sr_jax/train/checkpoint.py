@@ -173,6 +173,7 @@ def _cast_float(a: np.ndarray, dtype) -> np.ndarray:
 
 
 EXPORT_DTYPES = ("float32", "bfloat16")
+EXPORT_ENTRIES = ("state", "config", "shaped_disc")  # what an export folder holds (shaping.SHAPED_DIR)
 
 
 def export_for_inference(path: str, out: str, step: int | None = None, best: bool = False,
@@ -183,7 +184,8 @@ def export_for_inference(path: str, out: str, step: int | None = None, best: boo
   dtype "bfloat16" halves the size (the weights are computed in float32 again when loaded). With "disc" in
   `parts` and a shaped discriminator beside the run (launch/shape.py), that one is exported too, as
   out/shaped_disc. Written to a temporary folder and renamed: an interrupted export leaves nothing half-made,
-  and an existing `out` is only replaced with `overwrite`. Returns {"step", "bytes", "params"}."""
+  and an existing `out` is only replaced with `overwrite` (then only its state/, config/ and shaped_disc/ are
+  replaced; other files in it are kept). Returns {"step", "bytes", "params"}."""
   import shutil  # noqa: PLC0415
   import tempfile  # noqa: PLC0415
 
@@ -212,12 +214,16 @@ def export_for_inference(path: str, out: str, step: int | None = None, best: boo
       shaped = shaped_disc_dir(step_dir)
       if shaped is not None:
         shutil.copytree(shaped, os.path.join(tmp, os.path.basename(shaped)))
-    if os.path.exists(out):
-      shutil.rmtree(out)
-    os.rename(tmp, out)
-  except BaseException:
+    if not os.path.exists(out):
+      os.rename(tmp, out)
+    else:  # overwrite: replace the model's entries, keep the user's other files (a README, examples)
+      for name in EXPORT_ENTRIES:
+        if os.path.exists(os.path.join(out, name)):
+          shutil.rmtree(os.path.join(out, name))
+        if os.path.exists(os.path.join(tmp, name)):
+          os.rename(os.path.join(tmp, name), os.path.join(out, name))
+  finally:
     shutil.rmtree(tmp, ignore_errors=True)
-    raise
   size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
   count = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(nets))
   return {"step": int(os.path.basename(step_dir)) if os.path.basename(step_dir).isdigit() else None,
