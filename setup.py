@@ -33,6 +33,6 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "test": ["pytest>=8"],
-        "bench": ["torch", "psutil>=5.9"],
+        "bench": ["torch>=2.4", "psutil>=5.9"],  # any installed build, CPU or CUDA
     },
 )

@@ -5,6 +5,12 @@ Same layer sizes and kernels as sr_jax.models (level_channels/level_kernel), zer
 dropout, Kuleshov's subpixel, concat skips and the additive input skip; NCW layout (PyTorch's native Conv1d).
 Subpixel in NCW: out[n, c, 2w + i] = x[n, i * C/2 + c, w] (the channels-last rule of sr_jax.models.subpixel).
 
+`make_step(config, device="cpu")` runs on any torch device. With config.model.dtype == "bfloat16" the forward
+passes and losses run under `torch.autocast(device, dtype=torch.bfloat16)` (convs and their gradients in bf16,
+params, Adam and the losses' reductions in float32), which is what sr_jax's model.dtype=bfloat16 does. On CUDA:
+cuDNN autotuning (`cudnn.benchmark`), TF32 allowed for float32 (XLA's default precision on GPU), and the fused
+Adam kernel (XLA fuses sr_jax's optax update too). On CPU the default (unfused) Adam, float32 unless bf16 is asked.
+
   python bench/torch_reference.py --check     # parameter count at depth 8, and the output of a small generator
                                               # against sr_jax's with the same weights
 """
@@ -12,6 +18,7 @@ Subpixel in NCW: out[n, c, 2w + i] = x[n, i * C/2 + c, w] (the channels-last rul
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -118,11 +125,28 @@ class Encoder(nn.Module):
     return F.leaky_relu(self.dropout(self.bottleneck(self.down(y))), 0.2)
 
 
+_WINDOWS: dict = {}
+
+
+def hann_window(n_fft: int, device) -> torch.Tensor:
+  """torch.hann_window(n_fft) (periodic, float32) on `device`, made once per (n_fft, device)."""
+  key = (n_fft, str(device))
+  if key not in _WINDOWS:
+    _WINDOWS[key] = torch.hann_window(n_fft, device=device)
+  return _WINDOWS[key]
+
+
 def mr_stft_loss(y, y_hat, fft_sizes, hop_sizes, sc_weight=1.0, mag_weight=1.0, eps=1e-7):
-  """sr_jax.losses.multi_resolution_stft_loss for (N, 1, W) tensors."""
+  """sr_jax.losses.multi_resolution_stft_loss for (N, 1, W) tensors (float32: sr_jax computes it in float32).
+
+  torch.stft is an FFT; sr_jax computes the same STFT as a matmul with DFT bases (so that it shards), which XLA's
+  cost analysis counts as FLOPs: quickstart's STFT terms are 3.4 of its step's 79 counted GFLOP (the FFT does
+  fewer), so its gflops_per_s credits sr_jax with ~4% more work than torch does for the same loss.
+  """
   total = 0.0
+  y, y_hat = y.float(), y_hat.float()
   for n_fft, hop in zip(fft_sizes, hop_sizes):
-    window = torch.hann_window(n_fft)
+    window = hann_window(n_fft, y.device)
     mags = [torch.stft(s[:, 0], n_fft, hop, window=window, center=True, pad_mode="reflect",
                        return_complex=True).abs() for s in (y, y_hat)]
     sc = torch.linalg.norm(mags[0] - mags[1], dim=(-2, -1)) / (torch.linalg.norm(mags[0], dim=(-2, -1)) + eps)
@@ -135,51 +159,75 @@ def parameter_count(module: nn.Module) -> int:
   return sum(p.numel() for p in module.parameters())
 
 
-def make_step(config):
+def make_step(config, device="cpu"):
   """A train step equivalent to sr_jax.train.steps' generator phase: returns (step(x, y) -> g_loss, modules).
 
-  x, y: (N, 1, W) float32. Adam on G (and D); D: BCE real/fake update, then G gets rec + lambda_adv * BCE(D(y_hat))
-  + lambda_feature * |E(y) - E(y_hat)|^2 (frozen encoder, eval mode) + lambda_stft * MR-STFT.
+  x, y: (N, 1, W) float32 on `device`. Adam on G (and D) with sr_jax's lr and betas (optim.lr_g / lr_d, b1, b2;
+  eps 1e-8 in both); D: BCE real/fake update, then G gets rec + lambda_adv * BCE(D(y_hat)) + lambda_feature *
+  |E(y) - E(y_hat)|^2 (frozen encoder, eval mode) + lambda_stft * MR-STFT. model.dtype == "bfloat16": the
+  forward passes under bf16 autocast. The step returns without waiting for the device (CUDA is asynchronous):
+  synchronise before reading a clock.
   """
   m, lc, o = config.model, config.loss, config.optim
+  if o.optimizer != "adam" or o.grad_clip > 0 or o.schedule != "constant" or o.plateau:
+    raise ValueError("the torch reference has constant-lr Adam only (no clipping, schedule or plateau)")
+  device = torch.device(device)
+  cuda = device.type == "cuda"
+  if m.dtype not in ("float32", "bfloat16"):
+    raise ValueError(f"model.dtype must be float32 or bfloat16, got {m.dtype!r}")
+  bf16 = m.dtype == "bfloat16"
+  if cuda:
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cuda.matmul.allow_tf32 = True
+  adam = {"fused": True} if cuda else {}
   width = lambda w: m.width if w is None or w < 0 else w  # noqa: E731
   depth = lambda d: m.depth if d is None or d < 0 else d  # noqa: E731
-  gen = Generator(m.depth, m.width, m.dropout).train()
-  opt_g = torch.optim.Adam(gen.parameters(), lr=o.lr_g, betas=(o.b1, o.b2))
+  gen = Generator(m.depth, m.width, m.dropout).to(device).train()
+  opt_g = torch.optim.Adam(gen.parameters(), lr=o.lr_g, betas=(o.b1, o.b2), **adam)
   disc = enc = opt_d = None
   if lc.lambda_adv > 0:
     if config.disc.kind != "global" or config.disc.conditional:
       raise ValueError("the torch reference has the global, unconditional discriminator only")
     disc = Discriminator(depth(config.disc.depth), width(config.disc.width), config.data.window,
-                         config.disc.dropout).train()
-    opt_d = torch.optim.Adam(disc.parameters(), lr=o.lr_d, betas=(o.b1, o.b2))
+                         config.disc.dropout).to(device).train()
+    opt_d = torch.optim.Adam(disc.parameters(), lr=o.lr_d, betas=(o.b1, o.b2), **adam)
   if lc.lambda_feature > 0:
-    enc = Encoder(depth(config.ae.depth), width(config.ae.width), config.ae.dropout).eval()
+    enc = Encoder(depth(config.ae.depth), width(config.ae.width), config.ae.dropout).to(device).eval()
     enc.requires_grad_(False)
   rec = F.mse_loss if lc.reconstruction == "l2" else F.l1_loss
   bce = F.binary_cross_entropy_with_logits
 
+  def amp():
+    if bf16:
+      return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
   def step(x, y):
-    y_hat = gen(x)
+    with amp():
+      y_hat = gen(x)
     if disc is not None:
-      real, fake = disc(y), disc(y_hat.detach())
-      d_loss = bce(real, torch.ones_like(real)) + bce(fake, torch.zeros_like(fake))
+      with amp():
+        real, fake = disc(y), disc(y_hat.detach())
+        d_loss = bce(real.float(), torch.ones_like(real, dtype=torch.float32)) + \
+            bce(fake.float(), torch.zeros_like(fake, dtype=torch.float32))
       opt_d.zero_grad(set_to_none=True)
       d_loss.backward()
       opt_d.step()
-    loss = rec(y_hat, y)
-    if disc is not None:
-      disc.requires_grad_(False)  # sr_jax differentiates the G loss w.r.t. y_hat only
-      logits = disc(y_hat)
-      loss = loss + lc.lambda_adv * bce(logits, torch.ones_like(logits))
-      disc.requires_grad_(True)
-    if enc is not None:
-      with torch.no_grad():
-        target = enc(y)
-      loss = loss + lc.lambda_feature * F.mse_loss(enc(y_hat), target)
-    if lc.lambda_stft > 0:
-      loss = loss + lc.lambda_stft * mr_stft_loss(y, y_hat, lc.stft_fft_sizes, lc.stft_hop_sizes,
-                                                  lc.stft_sc_weight, lc.stft_mag_weight)
+    with amp():
+      loss = rec(y_hat.float(), y)
+      if disc is not None:
+        disc.requires_grad_(False)  # sr_jax differentiates the G loss w.r.t. y_hat only
+        logits = disc(y_hat).float()
+        loss = loss + lc.lambda_adv * bce(logits, torch.ones_like(logits))
+        disc.requires_grad_(True)
+      if enc is not None:
+        with torch.no_grad():
+          target = enc(y)
+        loss = loss + lc.lambda_feature * F.mse_loss(enc(y_hat).float(), target.float())
+      if lc.lambda_stft > 0:
+        loss = loss + lc.lambda_stft * mr_stft_loss(y, y_hat, lc.stft_fft_sizes, lc.stft_hop_sizes,
+                                                    lc.stft_sc_weight, lc.stft_mag_weight)
     opt_g.zero_grad(set_to_none=True)
     loss.backward()
     opt_g.step()
