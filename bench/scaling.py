@@ -281,16 +281,18 @@ def parse_meshes(text: str) -> list[tuple[int, int]]:
   return meshes  # type: ignore[return-value]
 
 
-flags.DEFINE_enum("config", "quickstart", ["quickstart", "default", "tiny"], "Base config (configs/<name>.py).")
-flags.DEFINE_integer("window", 2048, "Window (samples).")
-flags.DEFINE_integer("batch", 16, "Global batch.")
-flags.DEFINE_integer("depth", None, "Model depth (default: the config's).")
-flags.DEFINE_float("width", None, "Model width (default: the config's).")
-flags.DEFINE_float("lambda_adv", None, "> 0 adds the discriminator (default: the config's).")
-flags.DEFINE_string("meshes", DEFAULT_MESHES, "Comma-separated DATAxFSDP meshes.")
-flags.DEFINE_integer("repeats", 3, "Timed steps per mesh (0: compile and count only).")
-flags.DEFINE_bool("list", True, "List every collective of every mesh.")
-flags.DEFINE_string("json", None, "Also write the table as JSON here.")
+def define_flags() -> None:
+  """The flags, defined only when run as a script (the tests import several bench scripts at once)."""
+  flags.DEFINE_enum("config", "quickstart", ["quickstart", "default", "tiny"], "Base config (configs/<name>.py).")
+  flags.DEFINE_integer("window", 2048, "Window (samples).")
+  flags.DEFINE_integer("batch", 16, "Global batch.")
+  flags.DEFINE_integer("depth", None, "Model depth (default: the config's).")
+  flags.DEFINE_float("width", None, "Model width (default: the config's).")
+  flags.DEFINE_float("lambda_adv", None, "> 0 adds the discriminator (default: the config's).")
+  flags.DEFINE_string("meshes", DEFAULT_MESHES, "Comma-separated DATAxFSDP meshes.")
+  flags.DEFINE_integer("repeats", 3, "Timed steps per mesh (0: compile and count only).")
+  flags.DEFINE_bool("list", True, "List every collective of every mesh.")
+  flags.DEFINE_string("json", None, "Also write the table as JSON here.")
 FLAGS = flags.FLAGS
 
 
@@ -360,4 +362,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

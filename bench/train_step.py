@@ -78,27 +78,29 @@ from configs import default, quickstart  # noqa: E402
 from sr_jax.models import layers  # noqa: E402
 from sr_jax.train import loop, sharding, state as state_lib  # noqa: E402
 
-flags.DEFINE_list("configs", ["l2_d8", "gan_ae_d8", "quickstart"], "Configs to time (see the docstring).")
-flags.DEFINE_integer("repeats", 3, "Timed steps per config.")
-flags.DEFINE_integer("warmup", 1, "Untimed steps per config (after compilation).")
-flags.DEFINE_integer("roofline_repeats", 10, "Timed 2048x2048 matmuls for the roofline.")
-flags.DEFINE_bool("torch", True, "Also time the PyTorch reference (when torch is installed).")
-flags.DEFINE_list("dtype", [""], "Variants: model.dtype values to time side by side ('' = the config's).")
-flags.DEFINE_integer("batch", None, "Override train.batch_size (e.g. a quicker depth-8 comparison).")
-flags.DEFINE_list("conv", ["lax"], "Variants to time side by side: 'lax' = sr_jax's convs as they are; 's2d' = "
-                  "(experiment) every stride-2 conv computed as a stride-1 conv on pairs of samples (SpaceToDepthConv).")
-flags.DEFINE_bool("phases", False, "Also time the generator forward and forward + backward alone.")
-flags.DEFINE_string("json", None, "Also write the table as JSON here.")
-flags.DEFINE_float("peak_tflops", None, "The chip's dense peak TFLOP/s for peak_fraction (all rows); default: "
-                   "looked up from jax.devices()[0].device_kind for bfloat16 rows (BF16_PEAK_TFLOPS); 0 = none.")
-flags.DEFINE_integer("roofline_n", 2048, "Size n of the n x n matmuls of the roofline (8192 suits a GPU).")
-flags.DEFINE_enum("roofline_dtype", "float32", ["float32", "bfloat16"], "dtype of the roofline matmuls.")
-flags.DEFINE_string("torch_device", "auto", "Device of the PyTorch reference: cpu, cuda, cuda:N, or auto (cuda "
-                    "when torch sees one and jax runs on a GPU or --nosr_jax is given, else cpu).")
-flags.DEFINE_bool("sr_jax", True, "Time sr_jax's steps (--nosr_jax: the torch reference alone, e.g. in its own "
-                  "process on a GPU; run with JAX_PLATFORMS=cpu).")
-flags.DEFINE_list("merge", None, "JSON files written by this script (e.g. a --notorch run and a --nosr_jax run): "
-                  "print (and with --json write) one table of their rows joined by name, then exit.")
+def define_flags() -> None:
+  """The flags, defined only when run as a script (the tests import several bench scripts at once)."""
+  flags.DEFINE_list("configs", ["l2_d8", "gan_ae_d8", "quickstart"], "Configs to time (see the docstring).")
+  flags.DEFINE_integer("repeats", 3, "Timed steps per config.")
+  flags.DEFINE_integer("warmup", 1, "Untimed steps per config (after compilation).")
+  flags.DEFINE_integer("roofline_repeats", 10, "Timed 2048x2048 matmuls for the roofline.")
+  flags.DEFINE_bool("torch", True, "Also time the PyTorch reference (when torch is installed).")
+  flags.DEFINE_list("dtype", [""], "Variants: model.dtype values to time side by side ('' = the config's).")
+  flags.DEFINE_integer("batch", None, "Override train.batch_size (e.g. a quicker depth-8 comparison).")
+  flags.DEFINE_list("conv", ["lax"], "Variants to time side by side: 'lax' = sr_jax's convs as they are; 's2d' = "
+                    "(experiment) every stride-2 conv computed as a stride-1 conv on pairs of samples (SpaceToDepthConv).")
+  flags.DEFINE_bool("phases", False, "Also time the generator forward and forward + backward alone.")
+  flags.DEFINE_string("json", None, "Also write the table as JSON here.")
+  flags.DEFINE_float("peak_tflops", None, "The chip's dense peak TFLOP/s for peak_fraction (all rows); default: "
+                     "looked up from jax.devices()[0].device_kind for bfloat16 rows (BF16_PEAK_TFLOPS); 0 = none.")
+  flags.DEFINE_integer("roofline_n", 2048, "Size n of the n x n matmuls of the roofline (8192 suits a GPU).")
+  flags.DEFINE_enum("roofline_dtype", "float32", ["float32", "bfloat16"], "dtype of the roofline matmuls.")
+  flags.DEFINE_string("torch_device", "auto", "Device of the PyTorch reference: cpu, cuda, cuda:N, or auto (cuda "
+                      "when torch sees one and jax runs on a GPU or --nosr_jax is given, else cpu).")
+  flags.DEFINE_bool("sr_jax", True, "Time sr_jax's steps (--nosr_jax: the torch reference alone, e.g. in its own "
+                    "process on a GPU; run with JAX_PLATFORMS=cpu).")
+  flags.DEFINE_list("merge", None, "JSON files written by this script (e.g. a --notorch run and a --nosr_jax run): "
+                    "print (and with --json write) one table of their rows joined by name, then exit.")
 FLAGS = flags.FLAGS
 
 COLUMNS = ["step_s", "step_min_s", "samples_per_s", "gflop", "gflops_per_s", "roofline_gflops_per_s",
@@ -507,4 +509,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
