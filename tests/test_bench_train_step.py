@@ -134,10 +134,15 @@ def test_torch_step_bfloat16_autocast_runs():
   torch = pytest.importorskip("torch")
   from bench import torch_reference  # noqa: PLC0415
 
-  c = _tiny_stft_config()
-  c.model.dtype = "bfloat16"
-  step, _ = torch_reference.make_step(c, "cpu")
-  data = train_step.random_batch(c)
+  data = train_step.random_batch(_tiny_stft_config())
   x, y = (torch.from_numpy(data[k].transpose(0, 2, 1).copy()) for k in ("input", "target"))
-  losses = [float(step(x, y)) for _ in range(3)]
-  assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+  losses = {}
+  for dtype in ("float32", "bfloat16"):  # the same initial weights (same seed), the same batch
+    c = _tiny_stft_config()
+    c.model.dtype = dtype
+    torch.manual_seed(0)
+    step, _ = torch_reference.make_step(c, "cpu")
+    losses[dtype] = float(step(x, y))
+  assert np.isfinite(losses["bfloat16"])
+  assert losses["bfloat16"] != losses["float32"]  # autocast really computed in bfloat16 ...
+  assert losses["bfloat16"] == pytest.approx(losses["float32"], rel=0.05)  # ... to bfloat16's precision
