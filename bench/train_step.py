@@ -256,9 +256,9 @@ def conv_impl(name: str):
   generator, discriminators, autoencoder) builds a SpaceToDepthConv for stride 2. Modules trace under it."""
   original = layers.conv
 
-  def conv(features, kernel, stride, dtype, name=None, zero_init=False):
+  def conv(features, kernel, stride, dtype, name=None, zero_init=False, impl="xla"):
     if stride != 2 or kernel % 2 == 0:
-      return original(features, kernel, stride, dtype, name=name, zero_init=zero_init)
+      return original(features, kernel, stride, dtype, name=name, zero_init=zero_init, impl=impl)
     return SpaceToDepthConv(features, kernel, dtype, zero_init, name=name)
 
   if name not in ("lax", "s2d"):

@@ -6,7 +6,7 @@ from sr_jax.errors import UserError
 from sr_jax.models.autoencoder import AutoEncoder
 from sr_jax.models.discriminators import ConditionalDiscriminator, Discriminator, PatchDiscriminator
 from sr_jax.models.generator import Generator
-from sr_jax.models.layers import as_dtype, check_window, level_channels, level_kernel, subpixel
+from sr_jax.models.layers import as_dtype, check_conv_impl, check_window, level_channels, level_kernel, subpixel
 
 __all__ = [
     "AutoEncoder", "ConditionalDiscriminator", "Discriminator", "Generator", "PatchDiscriminator",
@@ -19,10 +19,15 @@ def _or(value, default):
   return default if value is None or value < 0 else value
 
 
+def conv_impl(config) -> str:
+  """config.model.conv_impl ("xla" for configs saved before the knob existed), checked."""
+  return check_conv_impl(config.model.get("conv_impl", "xla"))
+
+
 def build_generator(config) -> Generator:
   m = config.model
   return Generator(depth=m.depth, width=m.width, dropout=m.dropout, dtype=as_dtype(m.dtype),
-                   zero_init_final=m.get("zero_init_final", False))
+                   zero_init_final=m.get("zero_init_final", False), conv_impl=conv_impl(config))
 
 
 def build_discriminator(config):
@@ -31,13 +36,14 @@ def build_discriminator(config):
   width, dtype = _or(d.width, m.width), as_dtype(m.dtype)
   if d.kind == "global":
     cls = ConditionalDiscriminator if d.conditional else Discriminator
-    return cls(depth=_or(d.depth, m.depth), width=width, dropout=d.dropout, dtype=dtype)
+    return cls(depth=_or(d.depth, m.depth), width=width, dropout=d.dropout, dtype=dtype, conv_impl=conv_impl(config))
   if d.kind == "patch":
-    return PatchDiscriminator(depth=d.patch_depth, width=width, conditional=d.conditional, dtype=dtype)
+    return PatchDiscriminator(depth=d.patch_depth, width=width, conditional=d.conditional, dtype=dtype,
+                              conv_impl=conv_impl(config))
   raise UserError(f"disc.kind must be 'global' or 'patch', got {d.kind!r}")
 
 
 def build_autoencoder(config) -> AutoEncoder:
   a, m = config.ae, config.model
   return AutoEncoder(depth=_or(a.depth, m.depth), width=_or(a.width, m.width), dropout=a.dropout,
-                     dtype=as_dtype(m.dtype))
+                     dtype=as_dtype(m.dtype), conv_impl=conv_impl(config))

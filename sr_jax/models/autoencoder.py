@@ -20,6 +20,7 @@ class AutoEncoder(nn.Module):
   width: float = 1.0
   dropout: float = 0.5
   dtype: Dtype = jnp.float32
+  conv_impl: str = "xla"  # xla | fft (see layers.conv)
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -28,12 +29,12 @@ class AutoEncoder(nn.Module):
     h = x.astype(self.dtype)
     for b in range(1, self.depth + 1):
       h = ConvBlock(level_channels(b, self.width), level_kernel(b), stride=2, norm=True, dtype=self.dtype,
-                    name=f"down_{b}")(h, train)
+                    conv_impl=self.conv_impl, name=f"down_{b}")(h, train)
     features = ConvBlock(level_channels(self.depth, self.width), level_kernel(self.depth), stride=2,
-                         dropout=self.dropout, dtype=self.dtype, name="bottleneck")(h, train)
+                         dropout=self.dropout, dtype=self.dtype, conv_impl=self.conv_impl, name="bottleneck")(h, train)
     h = features
     for l, b in enumerate(range(self.depth, 0, -1), start=1):
       h = UpBlock(4 * level_channels(b, self.width), level_kernel(b), dropout=self.dropout, dtype=self.dtype,
-                  name=f"up_{l}")(h, None, train)
-    out = subpixel(conv(2, 9, 1, self.dtype, name="final")(h))
+                  conv_impl=self.conv_impl, name=f"up_{l}")(h, None, train)
+    out = subpixel(conv(2, 9, 1, self.dtype, name="final", impl=self.conv_impl)(h))
     return features.astype(jnp.float32), out.astype(jnp.float32)

@@ -26,11 +26,11 @@ def _inputs(y, x, conditional: bool, dtype):
   return y.astype(dtype)
 
 
-def _down_path(h, depth: int, width: float, dtype, train: bool):
+def _down_path(h, depth: int, width: float, dtype, train: bool, conv_impl: str = "xla"):
   """conv stride 2 -> BatchNorm -> LeakyReLU for levels 1..depth (called inside a compact method)."""
   for b in range(1, depth + 1):
     h = ConvBlock(level_channels(b, width), level_kernel(b), stride=2, norm=True, dtype=dtype,
-                  name=f"down_{b}")(h, train)
+                  conv_impl=conv_impl, name=f"down_{b}")(h, train)
   return h
 
 
@@ -42,13 +42,14 @@ class Discriminator(nn.Module):
   dropout: float = 0.5
   conditional: bool = False
   dtype: Dtype = jnp.float32
+  conv_impl: str = "xla"  # xla | fft (see layers.conv; every conv here has stride 2, so both are the same)
 
   @nn.compact
   def __call__(self, y, x=None, train: bool = False):
     h = _inputs(y, x, self.conditional, self.dtype)
     if h.shape[1] % 2 ** self.depth:
       raise UserError(f"discriminator window {h.shape[1]} must be a multiple of 2**depth = {2 ** self.depth}")
-    h = _down_path(h, self.depth, self.width, self.dtype, train)
+    h = _down_path(h, self.depth, self.width, self.dtype, train, self.conv_impl)
     h = h.reshape(h.shape[0], -1)
     h = nn.Dropout(self.dropout, deterministic=not train, name="dropout")(h)
     return nn.Dense(1, dtype=self.dtype, name="logit")(h).astype(jnp.float32)
@@ -68,14 +69,15 @@ class PatchDiscriminator(nn.Module):
   conditional: bool = False
   head_kernel: int = 9
   dtype: Dtype = jnp.float32
+  conv_impl: str = "xla"  # xla | fft (see layers.conv: only a stride-1 head of kernel >= FFT_MIN_KERNEL differs)
 
   @nn.compact
   def __call__(self, y, x=None, train: bool = False):
     h = _inputs(y, x, self.conditional, self.dtype)
     if h.shape[1] % 2 ** self.depth:
       raise UserError(f"patch discriminator window {h.shape[1]} must be a multiple of 2**depth = {2 ** self.depth}")
-    h = _down_path(h, self.depth, self.width, self.dtype, train)
-    return conv(1, self.head_kernel, 1, self.dtype, name="logit")(h).astype(jnp.float32)
+    h = _down_path(h, self.depth, self.width, self.dtype, train, self.conv_impl)
+    return conv(1, self.head_kernel, 1, self.dtype, name="logit", impl=self.conv_impl)(h).astype(jnp.float32)
 
   def receptive_field(self) -> int:
     """Input samples seen by one logit: r = k_head; then for each level from the top r = 2 r + k_b - 2."""
