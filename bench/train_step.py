@@ -209,8 +209,14 @@ def _recipe(arg=None):
   return c
 
 
+def _recipe_xla(arg=None):
+  c = _recipe(arg)
+  c.model.conv_impl = "xla"  # the recipe computes its big stride-1 convs by FFT; this row: XLA's convs throughout
+  return c
+
+
 CONFIGS = {"l2_d8": default.get_config, "gan_ae_d8": _gan_ae, "quickstart": quickstart.get_config,
-           "piano_r4_16k": _recipe}
+           "piano_r4_16k": _recipe, "piano_r4_16k_xla": _recipe_xla}
 
 
 def get_config(name: str, dtype: str | None = None, batch: int | None = None):
