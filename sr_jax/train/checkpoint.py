@@ -185,7 +185,7 @@ def export_for_inference(path: str, out: str, step: int | None = None, best: boo
   `parts` and a shaped discriminator beside the run (launch/shape.py), that one is exported too, as
   out/shaped_disc. Written to a temporary folder and renamed: an interrupted export leaves nothing half-made,
   and an existing `out` is only replaced with `overwrite` (then only its state/, config/ and shaped_disc/ are
-  replaced; other files in it are kept). Returns {"step", "bytes", "params"}."""
+  replaced; other files in it are kept). Returns {"step", "bytes" (of the exported entries), "params", "source"}."""
   import shutil  # noqa: PLC0415
   import tempfile  # noqa: PLC0415
 
@@ -224,7 +224,8 @@ def export_for_inference(path: str, out: str, step: int | None = None, best: boo
           os.rename(os.path.join(tmp, name), os.path.join(out, name))
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
-  size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
+  size = sum(os.path.getsize(os.path.join(d, f)) for name in EXPORT_ENTRIES  # the model, not the user's files
+             for d, _, fs in os.walk(os.path.join(out, name)) for f in fs)
   count = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(nets))
   return {"step": int(os.path.basename(step_dir)) if os.path.basename(step_dir).isdigit() else None,
           "bytes": size, "params": count, "source": step_dir}

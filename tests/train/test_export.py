@@ -84,7 +84,8 @@ def test_errors_and_nothing_overwritten(run, tmp_path):
   with pytest.raises(UserError, match="exists: pass overwrite"):
     checkpoint.export_for_inference(run, str(out))
   assert (out / "mine.txt").read_text() == "keep me"
-  checkpoint.export_for_inference(run, str(out), overwrite=True)  # replaces the model, keeps the user's files
+  info = checkpoint.export_for_inference(run, str(out), overwrite=True)  # replaces the model, keeps the user's files
+  assert info["bytes"] == _size(str(out)) - len("keep me")  # the model's size, not the user's file
   assert sorted(os.listdir(out)) == ["config", "mine.txt", "state"] and (out / "mine.txt").read_text() == "keep me"
   with pytest.raises(UserError, match="no best checkpoint"):
     checkpoint.export_for_inference(run, str(tmp_path / "b"), best=True)
