@@ -1,9 +1,12 @@
 """The shipped model's recipe: piano super-resolution r = 4 (4 kHz bandwidth -> 16 kHz), trained on 2 CPU cores.
 
-Data: the built-in corpus rendered with Debian's fluidsynth and the FluidR3 General MIDI soundfont (sampled real
-pianos), 3 hours (80/10/10 by work), built on first use (~2.5 minutes on 2 cores) or beforehand with
-  apt-get install -y fluidsynth fluid-soundfont-gm
-  python launch/make_corpus.py --renderer=fluidsynth --soundfont=/usr/share/sounds/sf2/FluidR3_GM.sf2 --minutes=180
+Data: the built-in corpus rendered with Debian's fluidsynth and three General MIDI soundfonts of different timbre
+(sampled pianos: FluidR3, bright; MuseScore General and csound's sf_GMbank, darker), each piece by one of them in
+turn, 4 hours (80/10/10 by work), built on first use (~4 minutes on 2 cores) or beforehand with
+  apt-get install -y fluidsynth fluid-soundfont-gm musescore-general-soundfont csound-soundfont
+  python launch/make_corpus.py --renderer=fluidsynth --minutes=240 --soundfont=SOUNDFONTS (the list below)
+A fourth soundfont, TimGM6mb (apt-get install timgm6mb-soundfont), is never used in training: the model card
+evaluates on it to measure how the model generalises to a piano it never heard.
 Model: depth 4 at 1/8 width (channels 16, 32, 64, 64; 0.88M generator params, 3.5 MB in float32), 2048-sample
 windows (128 ms), no dropout, final conv zero-initialised (training starts from the soxr-upsampled input).
 Loss: L2 + lambda_stft * multi-resolution STFT (spectral convergence + log-magnitude): the log-magnitude term is
@@ -16,6 +19,9 @@ The measured results, wall time and the exact commands are in pretrained/piano_r
 from configs import default
 
 FLUIDR3 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+MUSESCORE = "/usr/share/sounds/sf3/MuseScore_General.sf3"
+CSOUND = "/usr/share/sounds/sf2/sf_GMbank.sf2"
+SOUNDFONTS = ",".join((FLUIDR3, MUSESCORE, CSOUND))
 
 
 def get_config(arg: str | None = None):
@@ -27,8 +33,8 @@ def get_config(arg: str | None = None):
   c.model.conv_impl = "fft"  # the up blocks' kernel-65/33/17 convs by FFT: same weights, ~2x faster on CPU
   c.data.source = "corpus"
   c.data.corpus_renderer = "fluidsynth"
-  c.data.soundfont = FLUIDR3
-  c.data.corpus_minutes = 180.0
+  c.data.soundfont = SOUNDFONTS
+  c.data.corpus_minutes = 240.0
   c.data.rate = 16000
   c.data.chain = "sample 4000 16000"
   c.data.window = 2048
@@ -44,7 +50,7 @@ def get_config(arg: str | None = None):
   c.optim.warmup_steps = 200
   c.optim.grad_clip = 1.0
   c.train.batch_size = 16
-  c.train.num_steps = 3500
+  c.train.num_steps = 4000
   c.train.eval_every = 500
   c.train.eval_batches = 16
   c.train.log_every = 50

@@ -3,6 +3,7 @@ r"""Builds the built-in piano corpus (music21 scores rendered offline) used by t
   python launch/make_corpus.py                      # 30 min at 16 kHz into the default folder
   python launch/make_corpus.py --out=/data/piano --minutes=120 --workers=8
   python launch/make_corpus.py --renderer=fluidsynth --soundfont=/usr/share/sounds/sf2/FluidR3_GM.sf2
+  python launch/make_corpus.py --renderer=fluidsynth --soundfont=/usr/share/sounds/sf2/FluidR3_GM.sf2,/usr/share/sounds/sf3/MuseScore_General.sf3
 
 A rerun with the same flags does no work; a larger --minutes adds pieces to the same folder.
 """
@@ -28,7 +29,8 @@ _RENDERER = flags.DEFINE_enum("renderer", "synth", list(corpus.RENDERERS),
                               "synth: the numpy piano synthesiser (no extra install); fluidsynth: Debian's "
                               "fluidsynth with a General MIDI soundfont.")
 _SOUNDFONT = flags.DEFINE_string("soundfont", None, "Soundfont for --renderer=fluidsynth (default "
-                                 "/usr/share/sounds/sf2/FluidR3_GM.sf2 from fluid-soundfont-gm).")
+                                 "/usr/share/sounds/sf2/FluidR3_GM.sf2 from fluid-soundfont-gm), or several, "
+                                 "comma-separated: each piece is rendered by one of them, in turn.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the order in which pieces are picked and of the humanisation.")
 _WORKERS = flags.DEFINE_integer("workers", None, "Parallel worker processes (default: all CPU cores).")
 
@@ -37,7 +39,7 @@ _WORKERS = flags.DEFINE_integer("workers", None, "Parallel worker processes (def
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  out = _OUT.value or corpus.default_corpus_dir(_RENDERER.value, _RATE.value)
+  out = _OUT.value or corpus.default_corpus_dir(_RENDERER.value, _RATE.value, _SOUNDFONT.value)
   print(f"building the piano corpus in {out} ({_MINUTES.value:g} min, {_RATE.value} Hz, {_RENDERER.value})",
         flush=True)
   s = corpus.build_corpus(out, minutes=_MINUTES.value, rate=_RATE.value, renderer=_RENDERER.value,

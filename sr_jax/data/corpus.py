@@ -9,8 +9,12 @@ Splits are by *work* (all movements of an opus together), from a sha1 hash (80/1
 seed; the seed only shuffles the order in which pieces are picked. Each split is filled in its own order up to
 its share of the requested minutes, so the result does not depend on the number of workers or on timing.
 
+With several soundfonts (a comma-separated list), each piece is rendered once, by the soundfonts in turn along
+each split's pick order, so every split holds each timbre in about equal measure (a model trained on several
+timbres, tested on a soundfont it never heard, is how `configs/piano_r4_16k.py` measures generalisation).
+
 Layout: OUT/{train,valid,test}/<piece>.wav (mono 16-bit PCM, peak -1 dBFS), OUT/manifest.tsv (piece, work,
-split, seconds, source, renderer) and OUT/corpus.json (the arguments stamp and the build state). A rerun with
+split, seconds, source, renderer, soundfont) and OUT/corpus.json (the arguments stamp and the build state). A rerun with
 the same arguments renders nothing; a folder built with other arguments is refused, never overwritten.
 """
 
@@ -34,7 +38,7 @@ from sr_jax.errors import UserError
 
 SPLITS = ("train", "valid", "test")
 SPLIT_PERCENT = (80, 10, 10)
-MANIFEST_COLUMNS = ("piece", "work", "split", "seconds", "source", "renderer")
+MANIFEST_COLUMNS = ("piece", "work", "split", "seconds", "source", "renderer", "soundfont")
 RENDERERS = ("synth", "fluidsynth")
 FOLK = ("essenFolksong", "ryansMammoth", "oneills1850", "airdsAirs", "nottingham-dataset", "miscFolk")
 SKIP_DIRS = ("demos", "theoryExercises")
@@ -48,10 +52,25 @@ MANIFEST = "manifest.tsv"
 _MOVEMENT_SUFFIX = re.compile(r"(?<=.)[-_.]?(movement|mvt|no|n)?\d+[a-z]?$")
 
 
-def default_corpus_dir(renderer: str = "synth", rate: int = 16000) -> str:
-  """$SR_JAX_DATA/corpora/piano-<renderer>-<rate>, or ~/.cache/sr_jax/corpora/... without $SR_JAX_DATA."""
+def default_corpus_dir(renderer: str = "synth", rate: int = 16000, soundfont=None) -> str:
+  """$SR_JAX_DATA/corpora/piano-<renderer>-<rate>, or ~/.cache/sr_jax/corpora/... without $SR_JAX_DATA; with
+  several soundfonts piano-<renderer>-<stem>+<stem>...-<rate>."""
   root = os.environ.get("SR_JAX_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "sr_jax")
-  return os.path.join(root, "corpora", f"piano-{renderer}-{rate}")
+  fonts = soundfont_list(soundfont)
+  tag = "" if len(fonts) < 2 else "+".join(os.path.splitext(os.path.basename(f))[0] for f in fonts) + "-"
+  return os.path.join(root, "corpora", f"piano-{renderer}-{tag}{rate}")
+
+
+def soundfont_list(soundfont) -> list[str]:
+  """The soundfonts named by `soundfont`: None or '' (none given), one path, a comma-separated string of
+  paths, or a sequence of paths. An empty item ('a.sf2,,b.sf2') is a `UserError`."""
+  if soundfont is None or (isinstance(soundfont, str) and not soundfont.strip()):
+    return []
+  items = soundfont.split(",") if isinstance(soundfont, str) else [str(f) for f in soundfont]
+  items = [f.strip() for f in items]
+  if not all(items):
+    raise UserError(f"soundfont list {soundfont!r} has an empty item: give paths separated by single commas")
+  return items
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -158,17 +177,19 @@ def _render_job(job: dict) -> dict:
   try:
     seed = stable_hash(f"{job['seed']}:{job['piece']}")
     notes = piano.score_notes(job["path"], seed)
-    audio = piano.render(notes, job["rate"], job["renderer"], job["soundfont"], seed)
+    audio = piano.render(notes, job["rate"], job["renderer"], job["soundfont"] or None, seed)
     audio_lib.write(os.path.join(job["out_dir"], job["split"], job["piece"] + ".wav"), audio, job["rate"],
                     subtype="PCM_16")
   except Exception as e:  # pylint: disable=broad-except; a score music21 cannot read is skipped, not fatal
     return dict(error=f"{type(e).__name__}: {str(e)[:200]}")
   return dict(piece=job["piece"], work=job["work"], split=job["split"], seconds=len(audio) / job["rate"],
-              source=job["source"], renderer=job["renderer"])
+              source=job["source"], renderer=job["renderer"],
+              soundfont=os.path.basename(job["soundfont"]) if job["soundfont"] else "")
 
 
-def _check_args(minutes: float, rate: int, renderer: str, soundfont: str | None, workers: int | None) -> str | None:
-  """Validates the arguments of `build_corpus`; returns the soundfont's absolute path (fluidsynth) or None."""
+def _check_args(minutes: float, rate: int, renderer: str, soundfont, workers: int | None) -> list[str]:
+  """Validates the arguments of `build_corpus`; returns the soundfonts' absolute paths (fluidsynth: at least the
+  default one) or [] (synth)."""
   if not minutes or minutes <= 0:
     raise UserError(f"minutes must be > 0, got {minutes!r}")
   audio_lib.check_rate(rate, "corpus sample rate")
@@ -176,32 +197,41 @@ def _check_args(minutes: float, rate: int, renderer: str, soundfont: str | None,
     raise UserError(f"unknown renderer {renderer!r}: use one of {', '.join(RENDERERS)}")
   if workers is not None and workers < 1:
     raise UserError(f"workers must be >= 1, got {workers}")
+  fonts = soundfont_list(soundfont)
   if renderer == "fluidsynth":
-    return piano.find_soundfont(soundfont)
-  if soundfont:
+    paths = [piano.find_soundfont(f) for f in fonts or [None]]
+    if len(set(paths)) < len(paths):
+      raise UserError(f"soundfont list {soundfont!r} names the same soundfont twice")
+    return paths
+  if fonts:
     raise UserError("a soundfont is only used with renderer=fluidsynth (the synth renderer needs none)")
-  return None
+  return []
 
 
 def build_corpus(out_dir: str, minutes: float = 30.0, rate: int = 16000, renderer: str = "synth",
-                 soundfont: str | None = None, seed: int = 0, workers: int | None = None,
+                 soundfont=None, seed: int = 0, workers: int | None = None,
                  progress: bool = True) -> dict:
   """Builds (or completes) the music21 piano corpus in `out_dir`; returns `summary(...)`.
 
   Each split gets its share (80/10/10) of `minutes`, at least one piece. Pieces already in the manifest with
   their files present are not rendered again: a rerun with the same arguments returns at once and a larger
   `minutes` only adds pieces. A folder built with another renderer, rate, seed or soundfont is a `UserError`.
+  `soundfont` (fluidsynth): one path, or several (comma-separated string or list) taken in turn along each
+  split's pick order, so the splits hold the timbres in about equal measure.
   """
   t0 = time.time()
-  soundfont = _check_args(minutes, rate, renderer, soundfont, workers)
+  fonts = _check_args(minutes, rate, renderer, soundfont, workers)
   stamp = dict(kind="music21", version=STAMP_VERSION, renderer=renderer, rate=int(rate), seed=int(seed),
-               soundfont=soundfont)
+               soundfont=(fonts[0] if len(fonts) == 1 else fonts) or None)
   state = open_folder(out_dir, stamp)
   rows = present_rows(out_dir)
   if state.get("complete_minutes", 0.0) >= minutes and len(rows) == len(read_manifest(out_dir)):
     return summary(out_dir, rows, t0, rendered=0, skipped=len(rows))
   queues = plan(corpus_files(), seed)
-  common = dict(out_dir=out_dir, rate=int(rate), renderer=renderer, soundfont=soundfont, seed=int(seed))
+  for q in queues.values():
+    for i, cand in enumerate(q):
+      cand["soundfont"] = fonts[i % len(fonts)] if fonts else ""
+  common = dict(out_dir=out_dir, rate=int(rate), renderer=renderer, seed=int(seed))
   filler = _Filler(queues, rows, minutes, common, out_dir, progress)
   filler.run(workers or os.cpu_count() or 1)
   write_state(out_dir, dict(state, complete_minutes=max(minutes, state.get("complete_minutes", 0.0))))
@@ -280,7 +310,7 @@ class _Filler:
           if cand["piece"] in self.rows and self.rows[cand["piece"]]["split"] == s:
             self.results[s][i], found = self.rows[cand["piece"]], True
             continue
-          job = dict(self.common, **{k: cand[k] for k in ("piece", "work", "split", "source", "path")})
+          job = dict(self.common, **{k: cand[k] for k in ("piece", "work", "split", "source", "path", "soundfont")})
           self.submitted.add(cand["piece"])
           inflight += 1
           if pool is None:
@@ -308,11 +338,11 @@ def _quiet() -> None:
 
 
 def ensure_corpus(out_dir: str | None = None, minutes: float = 30.0, rate: int = 16000, renderer: str = "synth",
-                  soundfont: str | None = None, seed: int = 0, workers: int | None = None,
+                  soundfont=None, seed: int = 0, workers: int | None = None,
                   progress: bool = True) -> str:
   """Returns the corpus folder (default `default_corpus_dir(renderer, rate)`), building it first if it is
   missing or incomplete; an already complete corpus returns at once."""
-  out_dir = out_dir or default_corpus_dir(renderer, rate)
+  out_dir = out_dir or default_corpus_dir(renderer, rate, soundfont)
   build_corpus(out_dir, minutes, rate, renderer, soundfont, seed, workers, progress)
   return out_dir
 
@@ -402,7 +432,7 @@ def write_manifest(out_dir: str, rows: dict[str, dict], rank: dict[str, tuple]) 
     return rank.get(r["piece"], (SPLITS.index(r["split"]), float("inf"))) + (r["piece"],)
   lines = ["\t".join(MANIFEST_COLUMNS)]
   for r in sorted(rows.values(), key=key):
-    lines.append("\t".join(f"{float(r[c]):.3f}" if c == "seconds" else str(r[c]) for c in MANIFEST_COLUMNS))
+    lines.append("\t".join(f"{float(r[c]):.3f}" if c == "seconds" else str(r.get(c, "")) for c in MANIFEST_COLUMNS))
   _write_text(os.path.join(out_dir, MANIFEST), "\n".join(lines) + "\n")
 
 

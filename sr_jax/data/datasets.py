@@ -88,7 +88,8 @@ def data_root(data_config) -> str:
   if source == "corpus" and not folder:
     from sr_jax.data import corpus
 
-    folder = corpus.default_corpus_dir(data_config.get("corpus_renderer", "synth"), data_config.get("rate", 16000))
+    folder = corpus.default_corpus_dir(data_config.get("corpus_renderer", "synth"), data_config.get("rate", 16000),
+                                       data_config.get("soundfont", ""))
   if not folder:
     raise UserError(f"data.dir is empty: data.source={source!r} needs --config.data.dir=/path/to/audio")
   return os.path.abspath(os.path.expanduser(folder))
@@ -215,7 +216,8 @@ def builtin_corpus(data_config) -> str:
     if _corpus_kind(folder, corpus.STATE_FILE) != "tiny":
       corpus.build_tiny_corpus(folder, rate=rate)
     return folder
-  folder = data_config.get("dir", "") or corpus.default_corpus_dir(data_config.get("corpus_renderer", "synth"), rate)
+  folder = data_config.get("dir", "") or corpus.default_corpus_dir(data_config.get("corpus_renderer", "synth"), rate,
+                                                                    data_config.get("soundfont", ""))
   folder = os.path.abspath(os.path.expanduser(folder))
   if _corpus_kind(folder, corpus.STATE_FILE) == "tiny":  # a `corpus.build_tiny_corpus` folder: used as it is
     return folder

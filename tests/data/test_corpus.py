@@ -1,6 +1,7 @@
 """Tests for sr_jax.data.corpus: work groups, splits, the tiny corpus, the music21 corpus build, stamps."""
 
 import filecmp
+import json
 import os
 import shutil
 import subprocess
@@ -195,3 +196,70 @@ def test_build_corpus_fluidsynth(tmp_path):
   s = corpus.build_corpus(out, minutes=0.1, rate=8000, renderer="fluidsynth", workers=1, progress=False)
   rows = _check_layout(out, 8000)
   assert {r["renderer"] for r in rows} == {"fluidsynth"} and all(s["pieces"][k] >= 1 for k in corpus.SPLITS)
+
+
+def test_soundfont_list_and_default_folder(monkeypatch, tmp_path):
+  assert corpus.soundfont_list(None) == [] and corpus.soundfont_list(" ") == []
+  assert corpus.soundfont_list("a.sf2") == ["a.sf2"]
+  assert corpus.soundfont_list(" a.sf2, /x/b.sf3 ") == ["a.sf2", "/x/b.sf3"]
+  assert corpus.soundfont_list(("a.sf2", "b.sf2")) == ["a.sf2", "b.sf2"]
+  with pytest.raises(UserError, match="has an empty item"):
+    corpus.soundfont_list("a.sf2,,b.sf2")
+  monkeypatch.setenv("SR_JAX_DATA", str(tmp_path))
+  base = os.path.join(str(tmp_path), "corpora")
+  assert corpus.default_corpus_dir("fluidsynth", 16000) == os.path.join(base, "piano-fluidsynth-16000")
+  assert corpus.default_corpus_dir("fluidsynth", 16000, "/x/One.sf2") == os.path.join(base, "piano-fluidsynth-16000")
+  assert (corpus.default_corpus_dir("fluidsynth", 8000, "/x/One.sf2,/y/Two.sf3")
+          == os.path.join(base, "piano-fluidsynth-One+Two-8000"))
+
+
+def _fake_fluidsynth(monkeypatch, tmp_path):
+  """Two soundfont files and a renderer that records which soundfont rendered what (no fluidsynth needed)."""
+  fonts = []
+  for name in ("A.sf2", "B.sf3"):
+    (tmp_path / name).write_bytes(b"not really a soundfont")
+    fonts.append(str(tmp_path / name))
+  monkeypatch.setattr(piano, "find_soundfont", lambda f=None: os.path.abspath(f or fonts[0]))
+  used = []
+
+  def render(notes, rate, renderer, soundfont, seed):
+    used.append(soundfont)
+    return 0.5 * np.sin(np.arange(int(rate * 2.0)) * 0.05).astype(np.float32) * (1 + fonts.index(soundfont))
+
+  monkeypatch.setattr(piano, "render", render)
+  return fonts, used
+
+
+def test_build_corpus_several_soundfonts_take_turns(monkeypatch, tmp_path):
+  fonts, used = _fake_fluidsynth(monkeypatch, tmp_path)
+  out = str(tmp_path / "mixed")
+  s = corpus.build_corpus(out, minutes=0.5, rate=8000, renderer="fluidsynth", soundfont=",".join(fonts),
+                          workers=1, progress=False)
+  rows = _check_layout(out, 8000)
+  assert s["failed"] == 0 and len(used) == len(rows)
+  for split in corpus.SPLITS:  # in each split's pick order the soundfonts alternate, starting with the first
+    names = [r["soundfont"] for r in rows if r["split"] == split]
+    assert names == [("A.sf2", "B.sf3")[i % 2] for i in range(len(names))], (split, names)
+  assert {r["soundfont"] for r in rows if r["split"] == "train"} == {"A.sf2", "B.sf3"}
+  for r in rows:  # the file really was rendered by the soundfont the manifest names (amplitude 0.5 or 1.0)
+    audio, _ = sf.read(os.path.join(out, r["split"], r["piece"] + ".wav"))
+    assert np.max(np.abs(audio)) == pytest.approx(0.5 if r["soundfont"] == "A.sf2" else 1.0, abs=1e-3)
+  with open(os.path.join(out, corpus.STATE_FILE), encoding="utf-8") as f:
+    assert json.load(f)["stamp"]["soundfont"] == fonts
+  again = corpus.build_corpus(out, minutes=0.5, rate=8000, renderer="fluidsynth", soundfont=fonts, workers=1,
+                              progress=False)
+  assert again["rendered"] == 0
+  with pytest.raises(UserError, match="holds a corpus built with soundfont="):
+    corpus.build_corpus(out, minutes=0.5, rate=8000, renderer="fluidsynth", soundfont=fonts[0], workers=1,
+                        progress=False)
+
+
+def test_build_corpus_soundfont_list_errors(monkeypatch, tmp_path):
+  fonts, _ = _fake_fluidsynth(monkeypatch, tmp_path)
+  with pytest.raises(UserError, match="names the same soundfont twice"):
+    corpus.build_corpus(str(tmp_path / "c"), renderer="fluidsynth", soundfont=f"{fonts[0]},{fonts[0]}")
+  with pytest.raises(UserError, match="has an empty item"):
+    corpus.build_corpus(str(tmp_path / "c"), renderer="fluidsynth", soundfont=f"{fonts[0]},")
+  with pytest.raises(UserError, match="only used with renderer=fluidsynth"):
+    corpus.build_corpus(str(tmp_path / "c"), soundfont=",".join(fonts))
+  assert not (tmp_path / "c").exists()
