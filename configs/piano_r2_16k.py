@@ -12,7 +12,7 @@ from configs import default, piano_r4_16k
 def get_config(arg: str | None = None):
   c = piano_r4_16k.get_config()
   c.data.chain = "sample 8000 16000"
-  c.train.num_steps = 1500
+  c.train.num_steps = 2000
   c.optim.warmup_steps = 100
   c.loss.adv_start_step = 500
   c.train.eval_every = 250

@@ -28,3 +28,22 @@ def test_recipes_start_from_the_defaults_and_take_overrides():
   assert set(d.keys()) == set(t.keys()) == set(q.keys())
   assert t.model.depth == 2 and t.data.source == "tiny"
   assert (d.model.depth, d.data.window, d.train.batch_size) == (8, 8192, 16)  # the original's size
+
+
+def test_piano_recipes():
+  from configs import piano_r2_16k, piano_r4_16k  # noqa: PLC0415
+  from sr_jax.data import corpus  # noqa: PLC0415
+  from sr_jax.data.degrade import chain_rates  # noqa: PLC0415
+  from sr_jax.train import state as state_lib  # noqa: PLC0415
+
+  r4, r2 = piano_r4_16k.get_config(), piano_r2_16k.get_config("steps=10")
+  assert set(r4.keys()) == set(r2.keys()) == set(default.get_config().keys())
+  assert chain_rates(r4.data.chain) == (4000, 16000) and chain_rates(r2.data.chain) == (8000, 16000)
+  fonts = corpus.soundfont_list(r4.data.soundfont)
+  assert len(fonts) == 3 and not any("TimGM6mb" in f for f in fonts)  # the evaluation's unseen soundfont
+  assert r2.data.soundfont == r4.data.soundfont and r2.train.num_steps == 10
+  # the discriminator is trained (a critic for collaborative sampling) but never steers the generator
+  assert r4.loss.lambda_adv > 0 and r4.loss.adv_start_step > r4.train.num_steps and r4.loss.lambda_stft == 0
+  for c in (r4, r2):
+    state_lib.check_config(c)
+    assert c.data.window % 2 ** (c.model.depth + 1) == 0
