@@ -47,3 +47,4 @@ def test_piano_recipes():
   for c in (r4, r2):
     state_lib.check_config(c)
     assert c.data.window % 2 ** (c.model.depth + 1) == 0
+  assert r2.loss.adv_start_step > r2.train.num_steps and r2.loss.lambda_stft > 0
