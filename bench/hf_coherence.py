@@ -3,9 +3,10 @@ r"""How much of a restored band is the real signal? Band-wise coherence of a mod
   python bench/hf_coherence.py --checkpoint=pretrained/piano_r4_16k --data=FOLDER_OF_CLEAN_AUDIO
                                [--bands=0,2000,2500,3000,4000,8000 --max_files=-1 --max_seconds=30 --json=FILE]
 
-Each clean file is degraded with the model's chain (or --chain) exactly as `launch/evaluate.py` does (same seeds),
-enhanced, and compared with the reference in the frequency bands [edge_i, edge_i+1) of one FFT of the whole file;
-sums over files (so a band's numbers weigh files by their energy there). Columns per system and band:
+Each clean file is degraded with the model's chain (or --chain) and enhanced by
+`sr_jax.report.evaluation.evaluate_files`, as `launch/evaluate.py` does (same seeds and inputs), then compared with
+the reference in the frequency bands [edge_i, edge_i+1) of one FFT of the whole file; sums over files (so a
+band's numbers weigh files by their energy there). Columns per system and band:
   rho       Re<Y, X> / (|Y| |X|): normalised correlation of the output Y with the reference X in the band (1: the true
             waveform; 0: energy unrelated in phase to the truth, as invented texture or noise is)
   energy    |Y|^2 / |X|^2: the output's energy in the band relative to the reference's
@@ -31,6 +32,7 @@ from bench import common  # noqa: E402
 from sr_jax.errors import UserError, exit_on_user_error  # noqa: E402
 
 COLUMNS = ("rho", "energy", "err", "best_err")
+SYSTEMS = ("model", "spline", "input")  # the model, cubic spline, the band-limited input (names of evaluation)
 
 
 def define_flags() -> None:
@@ -86,7 +88,6 @@ def main(argv):
   f = flags.FLAGS
   if not f.checkpoint or not f.data:
     raise UserError("--checkpoint and --data are required")
-  from sr_jax.data import datasets, degrade  # noqa: PLC0415
   from sr_jax.enhance import Enhancer  # noqa: PLC0415
   from sr_jax.report import evaluation  # noqa: PLC0415
 
@@ -95,20 +96,14 @@ def main(argv):
   chain = f.chain or enhancer.config.data.chain
   rate = evaluation.eval_rate(enhancer.config, chain)
   edges = parse_edges(f.bands, rate)
-  sums = {s: np.zeros((len(edges) - 1, 3)) for s in ("model", "spline", "input")}
-  root = os.path.abspath(f.data)
-  for path in files:
-    clean = datasets.load_clean(path, rate)
-    if clean is None:
-      continue
-    if f.max_seconds > 0:
-      clean = clean[:int(round(f.max_seconds * rate))]
-    seed = degrade.file_seed(f.seed, datasets.file_key(path, root))
-    inputs, target = evaluation.degraded(clean, rate, chain, seed, ["soxr", "cubic"])
-    out, _ = enhancer.enhance_array(inputs["soxr"], rate)
-    out = np.asarray(out, np.float32).reshape(-1)[:len(target)]
-    for system, signal in (("model", out), ("spline", inputs["cubic"]), ("input", inputs["soxr"])):
-      sums[system] += band_sums(target, signal, rate, edges)
+  sums = {s: np.zeros((len(edges) - 1, 3)) for s in SYSTEMS}
+  # the same files, seeds, degradation and model input as launch/evaluate.py
+  results = evaluation.evaluate_files(files, os.path.abspath(f.data), {"model": enhancer.enhance_array}, chain, rate,
+                                      seed=f.seed, model_upsample=enhancer.config.data.get("upsample", "soxr"),
+                                      max_seconds=f.max_seconds or None)
+  for result in results:
+    for system in SYSTEMS:
+      sums[system] += band_sums(result.signals["target"], result.signals[system], rate, edges)
   rows = [r for system, s in sums.items() for r in band_rows(system, s, edges)]
   print(f"{f.checkpoint} on {len(files)} files of {f.data} (chain {chain!r}, {common.machine()})")
   common.print_table(rows, COLUMNS)
