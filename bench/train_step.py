@@ -44,9 +44,11 @@ global discriminator and the autoencoder feature loss (train.ae_checkpoint set, 
 only, as after the autoencoder phase); quickstart = configs/quickstart.py (depth 4, width 1/4, window 2048, L2 +
 MR-STFT; the torch reference computes the same MR-STFT loss with torch.stft, an FFT, where sr_jax's DFT-by-matmul
 STFT adds 3.4 of the step's 79 counted GFLOP: so quickstart's gflops_per_s credits sr_jax with ~4% work torch does
-not do, while step_s and speedup_vs_torch compare the same loss); piano_r4_16k = configs/piano_r4_16k.py, the
-shipped model's recipe (depth 4, width 1/8, window 2048, batch 16, L2 + MR-STFT + a small adversarial term with the
-global discriminator), with a constant lr and no clipping (the torch reference has plain Adam only). The default
+not do, while step_s and speedup_vs_torch compare the same loss); piano_r4_16k = configs/piano_r4_16k_l2.py, the
+shipped model's stage 1 (6,000 of its 7,000 steps: depth 4, width 1/8, window 2048, batch 16, L2 and the critic
+discriminator trained alongside), with a constant lr and no clipping (the torch reference has plain Adam only).
+The rows in bench/RESULTS.md were measured on the first shipped recipe (L2 + MR-STFT + a small adversarial term),
+before the recipe became pure L2. The default
 --configs are l2_d8, gan_ae_d8, piano_r4_16k. Depth-8 steps take many seconds on a 2-core CPU.
 The 1-minute load average is reported with each row: other processes on the machine slow every number down.
 
@@ -77,7 +79,7 @@ from absl import app, flags  # noqa: E402
 from jax import lax  # noqa: E402
 
 from bench import common  # noqa: E402
-from configs import default, piano_r4_16k, quickstart  # noqa: E402
+from configs import default, piano_r4_16k_l2, quickstart  # noqa: E402
 from sr_jax.models import layers  # noqa: E402
 from sr_jax.train import loop, sharding, state as state_lib  # noqa: E402
 
@@ -202,9 +204,9 @@ def _gan_ae(arg=None):
 
 
 def _recipe(arg=None):
-  """The shipped model's recipe (configs/piano_r4_16k.py) with a constant lr and no gradient clipping: the torch
+  """The shipped model's stage 1 (configs/piano_r4_16k_l2.py) with a constant lr and no gradient clipping: the torch
   reference implements plain Adam only, and neither changes the work of a step measurably."""
-  c = piano_r4_16k.get_config(arg)
+  c = piano_r4_16k_l2.get_config(arg)
   c.optim.schedule, c.optim.grad_clip = "constant", 0.0
   return c
 

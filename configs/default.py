@@ -92,6 +92,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   l.stft_hop_sizes = (128, 256, 512)
   l.stft_sc_weight = 1.0
   l.stft_mag_weight = 1.0
+  # One-sided spectral floor (losses.spectral_floor_loss, at the STFT sizes above): zero where the output's magnitude
+  # is at least floor_db below the target's; keeps an L2 model from leaving the band it cannot predict in phase empty.
+  l.lambda_floor = 0.0
+  l.floor_db = -12.0
+  l.floor_pool = 1  # bins pooled into one band before the floor is applied (must divide every n_fft / 2)
+  l.ceiling_db = 200.0  # ... and a ceiling (e.g. 0.0: the target's level); 200 = none
   l.adv_start_step = 10  # adversarial term switches on at this step ...
   l.adv_start_d_loss = -1.0  # ... or (if > 0) once the discriminator's running loss falls below this
 
@@ -116,6 +122,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   t.num_steps = 10000
   t.ae_steps = 0  # autoencoder identity-task steps, trained first in the same launch (then frozen)
   t.ae_checkpoint = ""  # or load a trained autoencoder from an earlier run's workdir
+  # Fine-tuning: a run's workdir or an exported model (e.g. pretrained/piano_r4_16k) whose generator (and
+  # discriminator, where both have one) start this run; optimizers, step and data order start fresh. Ignored when
+  # the workdir already holds a checkpoint (then the run resumes).
+  t.init_from = ""
   t.eval_every = 500
   t.eval_batches = 8
   t.log_every = 50

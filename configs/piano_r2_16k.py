@@ -1,24 +1,29 @@
-"""The second, cheaper recipe: piano super-resolution r = 2 (8 kHz sample rate, 4 kHz bandwidth -> 16 kHz).
+"""The second, cheaper recipe: piano super-resolution r = 2 (8 kHz sample rate, 4 kHz bandwidth -> 16 kHz), in two
+stages, as the r = 4 recipe (configs/piano_r4_16k.py).
 
-The r = 4 recipe (configs/piano_r4_16k.py: the same three-soundfont corpus, critic-only discriminator) at width 1/8,
-with the chain `sample 8000 16000`, a shorter schedule and an STFT term: the band to restore, 4-8 kHz, carries
-~40 dB less energy than the rest of a piano, so plain L2 leaves it almost empty (a pure-L2 run reached only
-spline's LSD on validation after 1,000 steps); the multi-resolution STFT loss gives it weight, and the input's
-SNR, 2 dB above spline's at r = 2, leaves room for the incoherent part that this adds.
+Stage 1, configs/piano_r2_16k_stft.py: width 1/8, L2 + a multi-resolution STFT term, 1,200 steps (~10 minutes).
+Stage 2, this file: stage 1's model fine-tuned without the STFT term, with L2 + the spectral corridor
+(losses.spectral_floor_loss; floor FLOOR_DB per 500 Hz band, ceiling at the target's level per bin), 1,000 steps
+(~4 minutes). The STFT term pulled the 4-8 kHz band towards the training soundfonts' level whatever the piano; the
+corridor only asks for a faint fill and never more than the target, which keeps a darker, unseen piano dark.
+  python launch/train.py --config=configs/piano_r2_16k_stft.py --workdir=runs/piano_r2_16k_stft
   python launch/train.py --config=configs/piano_r2_16k.py --workdir=runs/piano_r2_16k
 The measured results, wall time and the exact commands are in pretrained/piano_r2_16k/README.md.
 """
 
-from configs import default, piano_r4_16k
+from configs import default, piano_r2_16k_stft, piano_r4_16k
+
+FLOOR_DB = -24.0
 
 
 def get_config(arg: str | None = None):
-  c = piano_r4_16k.get_config()
-  c.data.chain = "sample 8000 16000"
-  c.model.width = 0.125  # channels 16, 32, 64, 64 (0.88M generator params)
-  c.loss.lambda_stft = 0.002
-  c.train.num_steps = 1200
-  c.optim.warmup_steps = 100
-  c.train.eval_every = 250
+  c = piano_r2_16k_stft.get_config()
+  c.loss.lambda_stft = 0.0
+  r4 = piano_r4_16k.get_config()  # the same corridor and fine-tuning schedule as the r = 4 recipe's stage 2
+  c.loss.lambda_floor, c.loss.floor_pool, c.loss.ceiling_db = r4.loss.lambda_floor, r4.loss.floor_pool, 0.0
+  c.loss.floor_db = FLOOR_DB
+  c.optim.lr_g, c.optim.warmup_steps = r4.optim.lr_g, r4.optim.warmup_steps
+  c.train.num_steps, c.train.eval_every = r4.train.num_steps, r4.train.eval_every
+  c.train.init_from = "runs/piano_r2_16k_stft"
   default.apply_overrides(c, arg)
   return c

@@ -1,64 +1,38 @@
-"""The shipped model's recipe: piano super-resolution r = 4 (4 kHz bandwidth -> 16 kHz), trained on 2 CPU cores.
+"""The shipped model's recipe: piano super-resolution r = 4 (4 kHz bandwidth -> 16 kHz), on 2 CPU cores, in two stages.
 
-Data: the built-in corpus rendered with Debian's fluidsynth and three General MIDI soundfonts of different timbre
-(sampled pianos: FluidR3, bright; MuseScore General and csound's sf_GMbank, darker), each piece by one of them in
-turn, 4 hours (80/10/10 by work), built on first use (~9 minutes on 2 cores) or beforehand with
-  apt-get install -y fluidsynth fluid-soundfont-gm musescore-general-soundfont csound-soundfont
-  python launch/make_corpus.py --renderer=fluidsynth --minutes=240 --soundfont=SOUNDFONTS (the list below)
-A fourth soundfont, TimGM6mb (apt-get install timgm6mb-soundfont), is never used in training: the model card
-evaluates on it to measure how the model generalises to a piano it never heard.
-Model: depth 4 at 1/8 width (channels 16, 32, 64, 64; 0.88M generator params, 3.5 MB in float32), 2048-sample
-windows (128 ms), no dropout, final conv zero-initialised (training starts from the soxr-upsampled input).
-Loss: plain L2. An STFT (or adversarial) term makes the network fill the empty 2-8 kHz band with energy of the
-right level but random phase: LSD falls, but SNR drops below the input's (the first shipped model: LSD 57% below
-spline, SNR 1.4 dB below it). L2 alone learns the part of the band it can predict in phase (the upper partials
-of notes it hears) and beat spline in both metrics, also on an unseen soundfont. A discriminator is trained
-alongside only as the critic of collaborative sampling: its term never reaches the generator.
-6,000 steps, ~21 minutes on 2 CPU cores (0.21 s/step).
+Stage 1, configs/piano_r4_16k_l2.py: the U-Net (depth 4, width 1/8, 0.88M generator params) trained with plain L2 for
+6,000 steps on the three-soundfont piano corpus (~21 minutes). It predicts the part of the 2-8 kHz band it can in
+phase, and leaves the rest nearly empty: L2's optimum there is E[y | x] = 0. LSD, which is log-spectral and counts
+every frame and bin alike, punishes that emptiness.
+Stage 2, this file: the same model fine-tuned from stage 1's weights (train.init_from) with L2 + a spectral corridor
+(losses.spectral_floor_loss): no cost while the output's level lies between FLOOR_DB below the target's (per
+500 Hz band at n_fft 512, ...) and the target's own level (per bin); a log-distance cost outside it. The floor asks
+for a faint fill where the model cannot predict the phase (its cost in squared error is about 10**(FLOOR_DB / 10) of
+the band's energy); the ceiling keeps that fill out of quiet frames and below the level of the darker soundfonts,
+and stops the low-level rumble the fill brings below the lowest notes. L2 still decides everything inside the
+corridor, so what stage 1 predicts in phase stays.
+  python launch/train.py --config=configs/piano_r4_16k_l2.py --workdir=runs/piano_r4_16k_l2
   python launch/train.py --config=configs/piano_r4_16k.py --workdir=runs/piano_r4_16k
+(stage 2 reads runs/piano_r4_16k_l2; `--config.train.init_from=DIR` points it elsewhere, e.g. at an exported model).
 The measured results, wall time and the exact commands are in pretrained/piano_r4_16k/README.md.
 """
 
-from configs import default
+from configs import default, piano_r4_16k_l2
 
-FLUIDR3 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
-MUSESCORE = "/usr/share/sounds/sf3/MuseScore_General.sf3"
-CSOUND = "/usr/share/sounds/sf2/sf_GMbank.sf2"
-SOUNDFONTS = ",".join((FLUIDR3, MUSESCORE, CSOUND))
+FLOOR_DB = -24.0
+SOUNDFONTS = piano_r4_16k_l2.SOUNDFONTS
 
 
 def get_config(arg: str | None = None):
-  c = default.get_config()
-  c.model.depth = 4
-  c.model.width = 0.125
-  c.model.dropout = 0.0
-  c.model.zero_init_final = True
-  c.model.conv_impl = "fft"  # the up blocks' kernel-65/33/17 convs by FFT: same weights, ~2x faster on CPU
-  c.data.source = "corpus"
-  c.data.corpus_renderer = "fluidsynth"
-  c.data.soundfont = SOUNDFONTS
-  c.data.corpus_minutes = 240.0
-  c.data.rate = 16000
-  c.data.chain = "sample 4000 16000"
-  c.data.window = 2048
-  c.data.stride = 1024
-  c.data.eval_stride = 2048
-  c.data.workers = 0  # on 2 cores, worker processes cost more than reading cached windows
-  c.loss.reconstruction = "l2"
-  c.loss.lambda_stft = 0.0  # pure L2: see the docstring (an STFT or adversarial term adds incoherent high band)
-  c.loss.lambda_adv = 1e-4  # > 0 so a discriminator is trained alongside, as the critic of collaborative sampling
-  c.loss.adv_start_step = 10**9  # ... but its term never reaches the generator
-  c.optim.lr_g = 3e-4
-  c.optim.schedule = "warmup_cosine"
-  c.optim.warmup_steps = 200
-  c.optim.grad_clip = 1.0
-  c.train.batch_size = 16
-  c.train.num_steps = 6000
-  c.train.eval_every = 500
-  c.train.eval_batches = 16
-  c.train.log_every = 50
-  c.log.audio_every = 2000
-  c.checkpoint.every = 250
-  c.checkpoint.keep = 2
+  c = piano_r4_16k_l2.get_config()
+  c.train.init_from = "runs/piano_r4_16k_l2"
+  c.loss.lambda_floor = 1e-3
+  c.loss.floor_db = FLOOR_DB
+  c.loss.floor_pool = 16  # bands of 16 bins (500 Hz at n_fft 512): the floor does not chase each dip of a fill
+  c.loss.ceiling_db = 0.0  # per bin: never above the target's level
+  c.optim.lr_g = 1e-4
+  c.optim.warmup_steps = 50
+  c.train.num_steps = 1000
+  c.train.eval_every = 250
   default.apply_overrides(c, arg)
   return c

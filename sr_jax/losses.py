@@ -6,7 +6,9 @@
   (one per example, or a PatchGAN's (N, P, 1)); the mean is over all of them;
 * `feature_loss`: distance between autoencoder bottleneck features of the target and of the output;
 * `multi_resolution_stft_loss`: spectral convergence + log-magnitude L1 over several STFT resolutions
-  (Yamamoto et al. 2020, Parallel WaveGAN), with the STFT of `sr_jax.spectral`.
+  (Yamamoto et al. 2020, Parallel WaveGAN), with the STFT of `sr_jax.spectral`;
+* `spectral_floor_loss`: a one-sided log-magnitude hinge that is zero wherever the output's STFT magnitude is at
+  least `floor_db` below the target's, so it only keeps the output from leaving a band empty (see its docstring).
 
 Target and output must have the same shape (no broadcasting: (N, W) against (N, W, 1) would silently give an
 (N, W, W) difference), else `ValueError`.
@@ -126,4 +128,69 @@ def multi_resolution_stft_loss(
   for n_fft, hop in zip(fft_sizes, hop_sizes):
     convergence, log_l1 = _stft_loss_terms(target, output, n_fft, hop)
     total = total + sc_weight * convergence + mag_weight * log_l1
+  return total / len(fft_sizes)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 6))
+def _floor_term(target: jnp.ndarray, output: jnp.ndarray, n_fft: int, hop: int, floor: jnp.ndarray,
+                ceiling: jnp.ndarray, pool: int) -> jnp.ndarray:
+  # bin powers without the Nyquist bin, (N, frames, n_fft / 2); bands: sums over `pool` adjacent bins
+  target_power, output_power = (spectral.power(spectral.stft(x, n_fft, hop))[..., : n_fft // 2] for x in (target, output))
+  band = lambda p: jnp.sum(p.reshape(*p.shape[:-1], -1, pool), axis=-1)
+  log = lambda p: jnp.log(p + STFT_EPS**2)
+  below = 0.5 * (log(floor**2 * band(target_power)) - log(band(output_power)))  # per band
+  above = 0.5 * (log(output_power) - log(ceiling**2 * target_power))  # per bin
+  return jnp.mean(jax.nn.relu(below)) + jnp.mean(jax.nn.relu(above))
+
+
+def spectral_floor_loss(
+    target: jnp.ndarray,
+    output: jnp.ndarray,
+    floor_db: float = -12.0,
+    fft_sizes: Sequence[int] = (512, 1024, 2048),
+    hop_sizes: Sequence[int] = (128, 256, 512),
+    pool: int = 1,
+    ceiling_db: float = 200.0,
+) -> jnp.ndarray:
+  """Spectral corridor of signals (N, W) or (N, W, 1): the mean over resolutions of
+
+    ``mean relu(log(a B) - log(B_hat))`` over examples, frames and bands
+    + ``mean relu(log(M_hat) - log(c M))`` over examples, frames and bins,
+    a = 10**(floor_db / 20), c = 10**(ceiling_db / 20) (natural log; 1e-7 is added to every magnitude inside it),
+
+  where M, M_hat are the STFT magnitudes |S| of target and output and B, B_hat their band magnitudes: per frame, the
+  square root of the power summed over `pool` adjacent bins (pool = 1: B = M; the Nyquist bin is left out everywhere;
+  n_fft / 2 must be a multiple of `pool`). It is zero, with zero gradient, wherever the output's band level is no
+  more than `floor_db` below the target's and its bin level no more than `ceiling_db` above it, and grows as the log
+  of the distance outside that corridor. The default ceiling (200 dB) leaves only the floor: a one-sided hinge.
+
+  Why: an L2-trained super-resolution network outputs E[y | x], which is ~0 in the parts of the missing band whose
+  phase it cannot predict; LSD (log-spectral) punishes that emptiness heavily, while filling the band at the
+  target's level with the wrong phase doubles the band's squared error (the perception-distortion trade-off,
+  Blau & Michaeli 2018). Added to L2, this term asks for at least `floor_db` of the true level in every band and
+  no more: L2 still decides everything above the floor, and energy the network cannot place in phase costs about
+  10**(floor_db / 10) of the band's energy in squared error (-12 dB: 6%). Pooling bins (e.g. 16) keeps the floor from
+  chasing every random dip of an incoherent fill's fine structure, which drives the fill far above the floor. A
+  ceiling (e.g. 0 dB) adds what L2 hardly sees: every frame and bin counts alike, as in LSD, so a fill left in a quiet
+  or silent frame, or low-level rumble that the fill's nonlinearity puts below the lowest notes (where L2's cost is
+  negligible), is pushed down. The ceiling is per bin, so pooling cannot hide such rumble inside a loud band.
+  """
+  if len(fft_sizes) != len(hop_sizes) or not fft_sizes:
+    raise ValueError(f"need one hop per FFT size (at least one), got fft_sizes={fft_sizes}, hop_sizes={hop_sizes}")
+  if not floor_db < 0:
+    raise UserError(f"the spectral floor must be below the target's level (floor_db < 0), got {floor_db}")
+  if not ceiling_db >= floor_db:
+    raise UserError(f"the spectral ceiling must not be below the floor, got ceiling_db={ceiling_db} < "
+                    f"floor_db={floor_db}")
+  bad = [n for n in fft_sizes if pool < 1 or (n // 2) % pool]
+  if bad:
+    raise UserError(f"the spectral floor's pool={pool} must be >= 1 and divide n_fft / 2 for every FFT size, "
+                    f"not for {bad}")
+  target = spectral.drop_channel_axis(jnp.asarray(target), 2)
+  output = spectral.drop_channel_axis(jnp.asarray(output), 2)
+  _check_same_shape(target, output)
+  floor, ceiling = (jnp.asarray(10.0 ** (db / 20.0), jnp.float32) for db in (floor_db, min(ceiling_db, 200.0)))
+  total = 0.0
+  for n_fft, hop in zip(fft_sizes, hop_sizes):
+    total = total + _floor_term(target, output, n_fft, hop, floor, ceiling, pool)
   return total / len(fft_sizes)

@@ -102,17 +102,38 @@ def build_training(config, mesh=None) -> Training:
   return Training(models, optimizers, mesh, abstract, shardings, init, train, evaluate_)
 
 
-def load_autoencoder(state, path: str, shardings):
-  """Replaces the autoencoder of `state` by the one trained in the run at `path` (train.ae_checkpoint)."""
+def load_networks(state, path: str, parts: tuple[str, ...], shardings, flag: str):
+  """Replaces the networks `parts` ("gen", "disc", "ae") of `state` by those of the run or exported model at
+  `path`; optimizer states stay as they are (fresh). A shape mismatch is a UserError naming `flag`."""
   from sr_jax.train.checkpoint import restore_for_inference  # noqa: PLC0415
 
-  _, nets = restore_for_inference(path, parts=("ae",))
-  loaded = state.ae.replace(params=nets["ae"]["params"], batch_stats=nets["ae"].get("batch_stats", {}))
-  want = jax.tree.map(lambda x: (x.shape, x.dtype), (state.ae.params, state.ae.batch_stats))
-  got = jax.tree.map(lambda x: (x.shape, x.dtype), (loaded.params, loaded.batch_stats))
-  if want != got:
-    raise UserError(f"the autoencoder in {path} has another shape than this config's (ae.depth/ae.width/window)")
-  return state.replace(ae=jax.device_put(loaded, shardings.ae))
+  _, nets = restore_for_inference(path, parts=parts)
+  for part in parts:
+    net = getattr(state, part)
+    loaded = net.replace(params=nets[part]["params"], batch_stats=nets[part].get("batch_stats", {}))
+    want = jax.tree.map(lambda x: (x.shape, x.dtype), (net.params, net.batch_stats))
+    got = jax.tree.map(lambda x: (x.shape, x.dtype), (loaded.params, loaded.batch_stats))
+    if want != got:
+      raise UserError(f"{flag}: the {_NET_NAMES[part]} in {path} has another shape than this config's "
+                      f"({_SHAPE_FIELDS[part]})")
+    state = state.replace(**{part: jax.device_put(loaded, getattr(shardings, part))})
+  return state
+
+
+_NET_NAMES = {"gen": "generator", "disc": "discriminator", "ae": "autoencoder"}
+_SHAPE_FIELDS = {"gen": "model.depth/model.width", "disc": "disc.kind/depth/width/conditional and data.window",
+                 "ae": "ae.depth/ae.width and data.window"}
+
+
+def init_from(state, models, path: str, shardings):
+  """train.init_from: the generator (and, where both have one, the discriminator) of the run or exported model at
+  `path` initialise this run; optimizer states, the step and the data order start fresh (fine-tuning)."""
+  from sr_jax.train.checkpoint import restore_config  # noqa: PLC0415
+
+  if not os.path.isdir(path):
+    raise UserError(f"train.init_from={path!r} is not a folder (a run's workdir or an exported model)")
+  parts = ("gen", "disc") if models.disc is not None and restore_config(path).loss.lambda_adv > 0 else ("gen",)
+  return load_networks(state, path, parts, shardings, "train.init_from")
 
 
 def evaluate(eval_step, state, batches, mesh) -> dict[str, float]:
@@ -165,8 +186,11 @@ def train_and_evaluate(config, workdir: str):
   else:
     start = 0
     state = t.init()
+    if config.train.init_from:
+      state = init_from(state, models, config.train.init_from, shardings)
+      print(f"initialised from {config.train.init_from}", flush=True)
     if models.ae is not None and config.train.ae_checkpoint:
-      state = load_autoencoder(state, config.train.ae_checkpoint, shardings)
+      state = load_networks(state, config.train.ae_checkpoint, ("ae",), shardings, "train.ae_checkpoint")
   total = total_steps(config)
   log = logs.RunLog(config, workdir, total, start)
   fixed_example = next(iter(valid))

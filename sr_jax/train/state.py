@@ -68,6 +68,17 @@ def check_config(config) -> None:
     d_depth = config.disc.depth if config.disc.depth > 0 else config.model.depth
     if config.data.window % 2 ** d_depth:
       raise UserError(f"data.window={config.data.window} must be a multiple of 2**disc.depth = {2 ** d_depth}")
+  if config.loss.lambda_floor > 0:
+    lc = config.loss
+    if not lc.floor_db < 0:
+      raise UserError(f"loss.floor_db must be below 0 dB (the floor is that far below the target's level), "
+                      f"got {lc.floor_db}")
+    if not lc.ceiling_db >= lc.floor_db:
+      raise UserError(f"loss.ceiling_db={lc.ceiling_db} must not be below loss.floor_db={lc.floor_db}")
+    bad = [n for n in lc.stft_fft_sizes if lc.floor_pool < 1 or (n // 2) % lc.floor_pool]
+    if bad:
+      raise UserError(f"loss.floor_pool={lc.floor_pool} must be >= 1 and divide n_fft / 2 of every "
+                      f"loss.stft_fft_sizes, not of {bad}")
   if config.loss.reconstruction not in ("l1", "l2"):
     raise UserError(f"loss.reconstruction must be 'l1' or 'l2', got {config.loss.reconstruction!r}")
   if config.train.batch_size <= 0 or config.train.num_steps < 0:

@@ -224,3 +224,24 @@ def test_resume_onto_another_mesh(finished_run, data_dir, tmp_path):
   assert int(state.step) == 14
   assert {tuple(x.sharding.spec) for x in jax.tree.leaves(state.gen.params)} >= {()}  # restored on the new mesh
   assert len(jax.tree.leaves(state.gen.params)[0].sharding.device_set) == 4
+
+
+def test_init_from_starts_a_new_run_from_another_runs_weights(finished_run, data_dir, tmp_path):
+  source, _ = finished_run
+  config = tiny.get_config()
+  config.data.dir, config.train.init_from, config.train.num_steps = data_dir, source, 2
+  config.optim.lr_g = config.optim.lr_d = 0.0  # no learning: the weights stay those it started from
+  config.train.eval_every = config.checkpoint.every = 2
+  config.log.tensorboard = config.log.progress = False
+  state = loop.train_and_evaluate(config, str(tmp_path / "fine"))
+  assert int(state.step) == 2  # a new run (step 0 on), not a resume at the source's step 12
+  want = final_state(source)
+  for net in ("gen", "disc") if config.loss.lambda_adv > 0 else ("gen",):
+    got = jax.device_get(getattr(state, net).params)
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), got, want[net]["params"])
+  config.train.init_from = str(tmp_path / "nowhere")
+  with pytest.raises(UserError, match="train.init_from=.*nowhere.* is not a folder"):
+    loop.train_and_evaluate(config, str(tmp_path / "fine2"))
+  config.train.init_from, config.model.width = source, config.model.width * 2
+  with pytest.raises(UserError, match=r"train.init_from: the generator in .* has another shape .*model.depth"):
+    loop.train_and_evaluate(config, str(tmp_path / "fine3"))

@@ -1,0 +1,67 @@
+"""Stage 1 of the shipped r = 4 recipe (configs/piano_r4_16k.py is stage 2): piano super-resolution r = 4 (4 kHz
+bandwidth -> 16 kHz), trained with plain L2 on 2 CPU cores. This is also the model that shipped before the spectral
+corridor stage (git history: pretrained/piano_r4_16k up to the commit that added configs/piano_r4_16k_l2.py).
+
+Data: the built-in corpus rendered with Debian's fluidsynth and three General MIDI soundfonts of different timbre
+(sampled pianos: FluidR3, bright; MuseScore General and csound's sf_GMbank, darker), each piece by one of them in
+turn, 4 hours (80/10/10 by work), built on first use (~9 minutes on 2 cores) or beforehand with
+  apt-get install -y fluidsynth fluid-soundfont-gm musescore-general-soundfont csound-soundfont
+  python launch/make_corpus.py --renderer=fluidsynth --minutes=240 --soundfont=SOUNDFONTS (the list below)
+A fourth soundfont, TimGM6mb (apt-get install timgm6mb-soundfont), is never used in training: the model card
+evaluates on it to measure how the model generalises to a piano it never heard.
+Model: depth 4 at 1/8 width (channels 16, 32, 64, 64; 0.88M generator params, 3.5 MB in float32), 2048-sample
+windows (128 ms), no dropout, final conv zero-initialised (training starts from the soxr-upsampled input).
+Loss: plain L2. An STFT (or adversarial) term makes the network fill the empty 2-8 kHz band with energy of the
+right level but random phase: LSD falls, but SNR drops below the input's (the first shipped model: LSD 57% below
+spline, SNR 1.4 dB below it). L2 alone learns the part of the band it can predict in phase (the upper partials
+of notes it hears) and beat spline in both metrics, also on an unseen soundfont. A discriminator is trained
+alongside only as the critic of collaborative sampling: its term never reaches the generator.
+6,000 steps, ~21 minutes on 2 CPU cores (0.21 s/step).
+  python launch/train.py --config=configs/piano_r4_16k_l2.py --workdir=runs/piano_r4_16k_l2
+then stage 2 (configs/piano_r4_16k.py) starts from its weights. The measured results of both, the wall time and the
+exact commands are in pretrained/piano_r4_16k/README.md.
+"""
+
+from configs import default
+
+FLUIDR3 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+MUSESCORE = "/usr/share/sounds/sf3/MuseScore_General.sf3"
+CSOUND = "/usr/share/sounds/sf2/sf_GMbank.sf2"
+SOUNDFONTS = ",".join((FLUIDR3, MUSESCORE, CSOUND))
+
+
+def get_config(arg: str | None = None):
+  c = default.get_config()
+  c.model.depth = 4
+  c.model.width = 0.125
+  c.model.dropout = 0.0
+  c.model.zero_init_final = True
+  c.model.conv_impl = "fft"  # the up blocks' kernel-65/33/17 convs by FFT: same weights, ~2x faster on CPU
+  c.data.source = "corpus"
+  c.data.corpus_renderer = "fluidsynth"
+  c.data.soundfont = SOUNDFONTS
+  c.data.corpus_minutes = 240.0
+  c.data.rate = 16000
+  c.data.chain = "sample 4000 16000"
+  c.data.window = 2048
+  c.data.stride = 1024
+  c.data.eval_stride = 2048
+  c.data.workers = 0  # on 2 cores, worker processes cost more than reading cached windows
+  c.loss.reconstruction = "l2"
+  c.loss.lambda_stft = 0.0  # pure L2: see the docstring (an STFT or adversarial term adds incoherent high band)
+  c.loss.lambda_adv = 1e-4  # > 0 so a discriminator is trained alongside, as the critic of collaborative sampling
+  c.loss.adv_start_step = 10**9  # ... but its term never reaches the generator
+  c.optim.lr_g = 3e-4
+  c.optim.schedule = "warmup_cosine"
+  c.optim.warmup_steps = 200
+  c.optim.grad_clip = 1.0
+  c.train.batch_size = 16
+  c.train.num_steps = 6000
+  c.train.eval_every = 500
+  c.train.eval_batches = 16
+  c.train.log_every = 50
+  c.log.audio_every = 2000
+  c.checkpoint.every = 250
+  c.checkpoint.keep = 2
+  default.apply_overrides(c, arg)
+  return c
