@@ -7,8 +7,8 @@
 * `feature_loss`: distance between autoencoder bottleneck features of the target and of the output;
 * `multi_resolution_stft_loss`: spectral convergence + log-magnitude L1 over several STFT resolutions
   (Yamamoto et al. 2020, Parallel WaveGAN), with the STFT of `sr_jax.spectral`;
-* `spectral_floor_loss`: a one-sided log-magnitude hinge that is zero wherever the output's STFT magnitude is at
-  least `floor_db` below the target's, so it only keeps the output from leaving a band empty (see its docstring).
+* `spectral_floor_loss`: a spectral corridor, a log-magnitude hinge that is zero while the output's STFT level lies
+  between `floor_db` below the target's and `ceiling_db` above it (see its docstring).
 
 Target and output must have the same shape (no broadcasting: (N, W) against (N, W, 1) would silently give an
 (N, W, W) difference), else `ValueError`.
@@ -135,7 +135,8 @@ def multi_resolution_stft_loss(
 def _floor_term(target: jnp.ndarray, output: jnp.ndarray, n_fft: int, hop: int, floor: jnp.ndarray,
                 ceiling: jnp.ndarray, pool: int) -> jnp.ndarray:
   # bin powers without the Nyquist bin, (N, frames, n_fft / 2); bands: sums over `pool` adjacent bins
-  target_power, output_power = (spectral.power(spectral.stft(x, n_fft, hop))[..., : n_fft // 2] for x in (target, output))
+  target_power, output_power = (spectral.power(spectral.stft(x, n_fft, hop))[..., : n_fft // 2]
+                                for x in (target, output))
   band = lambda p: jnp.sum(p.reshape(*p.shape[:-1], -1, pool), axis=-1)
   log = lambda p: jnp.log(p + STFT_EPS**2)
   below = 0.5 * (log(floor**2 * band(target_power)) - log(band(output_power)))  # per band
@@ -177,20 +178,27 @@ def spectral_floor_loss(
   """
   if len(fft_sizes) != len(hop_sizes) or not fft_sizes:
     raise ValueError(f"need one hop per FFT size (at least one), got fft_sizes={fft_sizes}, hop_sizes={hop_sizes}")
-  if not floor_db < 0:
-    raise UserError(f"the spectral floor must be below the target's level (floor_db < 0), got {floor_db}")
-  if not ceiling_db >= floor_db:
-    raise UserError(f"the spectral ceiling must not be below the floor, got ceiling_db={ceiling_db} < "
-                    f"floor_db={floor_db}")
-  bad = [n for n in fft_sizes if pool < 1 or (n // 2) % pool]
-  if bad:
-    raise UserError(f"the spectral floor's pool={pool} must be >= 1 and divide n_fft / 2 for every FFT size, "
-                    f"not for {bad}")
+  check_floor_settings(floor_db, ceiling_db, pool, fft_sizes)
   target = spectral.drop_channel_axis(jnp.asarray(target), 2)
   output = spectral.drop_channel_axis(jnp.asarray(output), 2)
   _check_same_shape(target, output)
+  # a ceiling above 200 dB is none at all; capped so that c**2 * |S|**2 stays finite in float32 (inf * 0 = nan)
   floor, ceiling = (jnp.asarray(10.0 ** (db / 20.0), jnp.float32) for db in (floor_db, min(ceiling_db, 200.0)))
   total = 0.0
   for n_fft, hop in zip(fft_sizes, hop_sizes):
     total = total + _floor_term(target, output, n_fft, hop, floor, ceiling, pool)
   return total / len(fft_sizes)
+
+
+def check_floor_settings(floor_db: float, ceiling_db: float, pool: int, fft_sizes: Sequence[int],
+                         names: Sequence[str] = ("floor_db", "ceiling_db", "pool")) -> None:
+  """UserError unless floor_db < 0 <= ..., ceiling_db >= floor_db and `pool` >= 1 divides every n_fft / 2; `names`
+  are the settings' names in the message (train.state.check_config passes the config fields)."""
+  floor_name, ceiling_name, pool_name = names
+  if not floor_db < 0:
+    raise UserError(f"{floor_name}={floor_db} must be below 0 dB (the floor lies that far below the target's level)")
+  if not ceiling_db >= floor_db:
+    raise UserError(f"{ceiling_name}={ceiling_db} must not be below {floor_name}={floor_db}")
+  bad = [n for n in fft_sizes if pool < 1 or (n // 2) % pool]
+  if bad:
+    raise UserError(f"{pool_name}={pool} must be >= 1 and divide n_fft / 2 of every FFT size, not of {list(bad)}")

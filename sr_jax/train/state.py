@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from sr_jax import losses
 from sr_jax.errors import UserError
 from sr_jax.models import build_autoencoder, build_discriminator, build_generator, check_window
 
@@ -70,15 +71,8 @@ def check_config(config) -> None:
       raise UserError(f"data.window={config.data.window} must be a multiple of 2**disc.depth = {2 ** d_depth}")
   if config.loss.lambda_floor > 0:
     lc = config.loss
-    if not lc.floor_db < 0:
-      raise UserError(f"loss.floor_db must be below 0 dB (the floor is that far below the target's level), "
-                      f"got {lc.floor_db}")
-    if not lc.ceiling_db >= lc.floor_db:
-      raise UserError(f"loss.ceiling_db={lc.ceiling_db} must not be below loss.floor_db={lc.floor_db}")
-    bad = [n for n in lc.stft_fft_sizes if lc.floor_pool < 1 or (n // 2) % lc.floor_pool]
-    if bad:
-      raise UserError(f"loss.floor_pool={lc.floor_pool} must be >= 1 and divide n_fft / 2 of every "
-                      f"loss.stft_fft_sizes, not of {bad}")
+    losses.check_floor_settings(lc.floor_db, lc.ceiling_db, lc.floor_pool, lc.stft_fft_sizes,
+                                ("loss.floor_db", "loss.ceiling_db", "loss.floor_pool"))
   if config.loss.reconstruction not in ("l1", "l2"):
     raise UserError(f"loss.reconstruction must be 'l1' or 'l2', got {config.loss.reconstruction!r}")
   if config.train.batch_size <= 0 or config.train.num_steps < 0:

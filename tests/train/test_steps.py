@@ -8,8 +8,9 @@ from sr_jax.train import loop, sharding
 from tests.train.helpers import fixed_batch, tiny_config
 
 FULL = {"loss.lambda_adv": 0.1, "loss.adv_start_step": 0, "disc.conditional": True, "loss.lambda_feature": 0.5,
-        "train.ae_steps": 0, "train.ae_checkpoint": "given", "loss.lambda_stft": 0.1, "loss.lambda_floor": 0.05, "optim.optimizer": "sgd",
-        "optim.lr_g": 1e3, "optim.lr_d": 1e3, "loss.stft_fft_sizes": (32, 64), "loss.stft_hop_sizes": (8, 16)}
+        "train.ae_steps": 0, "train.ae_checkpoint": "given", "loss.lambda_stft": 0.1, "loss.lambda_floor": 0.05,
+        "optim.optimizer": "sgd", "optim.lr_g": 1e3, "optim.lr_d": 1e3, "loss.stft_fft_sizes": (32, 64),
+        "loss.stft_hop_sizes": (8, 16)}
 
 
 def one_step(config, mesh_data, mesh_fsdp):
@@ -106,9 +107,10 @@ def test_floor_term_enters_the_generator_loss_with_its_weight():
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"loss.floor_db": 0.0}, r"loss.floor_db must be below 0 dB"),
+    ({"loss.floor_db": 0.0}, r"loss.floor_db=0.0 must be below 0 dB"),
     ({"loss.ceiling_db": -20.0}, r"loss.ceiling_db=-20.0 must not be below loss.floor_db=-12.0"),
-    ({"loss.floor_pool": 3}, r"loss.floor_pool=3 must be >= 1 and divide n_fft / 2 .* not of \[512, 1024, 2048\]"),
+    ({"loss.floor_pool": 3},
+     r"loss.floor_pool=3 must be >= 1 and divide n_fft / 2 of every FFT size, not of \[512, 1024, 2048\]"),
 ])
 def test_bad_floor_settings_are_refused_before_compiling(overrides, message):
   from sr_jax.errors import UserError
