@@ -130,8 +130,6 @@ def init_from(state, models, path: str, shardings):
   `path` initialise this run; optimizer states, the step and the data order start fresh (fine-tuning)."""
   from sr_jax.train.checkpoint import restore_config  # noqa: PLC0415
 
-  if not os.path.isdir(path):
-    raise UserError(f"train.init_from={path!r} is not a folder (a run's workdir or an exported model)")
   parts = ("gen", "disc") if models.disc is not None and restore_config(path).loss.lambda_adv > 0 else ("gen",)
   return load_networks(state, path, parts, shardings, "train.init_from")
 
@@ -166,6 +164,11 @@ def train_and_evaluate(config, workdir: str):
   sharding.check_batch(config.train.batch_size, mesh, jax.process_count())
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise UserError(f"--workdir {workdir} is a file, not a folder")
+  init = config.train.init_from
+  saved = os.path.join(workdir, "checkpoints")
+  resumes = os.path.isdir(saved) and any(d.isdigit() for d in os.listdir(saved))
+  if init and not resumes and not os.path.isdir(init):  # before anything is written or the data prepared
+    raise UserError(f"train.init_from={init!r} is not a folder (a run's workdir or an exported model)")
   ckpt = Checkpointer(workdir, config, keep=config.checkpoint.keep, keep_best=config.checkpoint.keep_best)
   ckpt.check_compatible()
 

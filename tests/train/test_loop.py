@@ -242,6 +242,9 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(finished_run, data
   config.train.init_from = str(tmp_path / "nowhere")
   with pytest.raises(UserError, match="train.init_from=.*nowhere.* is not a folder"):
     loop.train_and_evaluate(config, str(tmp_path / "fine2"))
+  assert not os.path.exists(tmp_path / "fine2")  # refused before anything was written
+  state = loop.train_and_evaluate(config, str(tmp_path / "fine"))  # a run that holds a checkpoint resumes instead
+  assert int(state.step) == 2
   config.train.init_from, config.model.width = source, config.model.width * 2
   with pytest.raises(UserError, match=r"train.init_from: the generator in .* has another shape .*model.depth"):
     loop.train_and_evaluate(config, str(tmp_path / "fine3"))
