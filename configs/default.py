@@ -92,8 +92,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   l.stft_hop_sizes = (128, 256, 512)
   l.stft_sc_weight = 1.0
   l.stft_mag_weight = 1.0
-  # One-sided spectral floor (losses.spectral_floor_loss, at the STFT sizes above): zero where the output's magnitude
-  # is at least floor_db below the target's; keeps an L2 model from leaving the band it cannot predict in phase empty.
+  # Spectral corridor (losses.spectral_floor_loss, at the STFT sizes above): zero while the output's level is no more
+  # than floor_db below the target's (per band) and no more than ceiling_db above it (per bin); keeps an L2 model
+  # from leaving the band it cannot predict in phase empty, without filling it above the target.
   l.lambda_floor = 0.0
   l.floor_db = -12.0
   l.floor_pool = 1  # bins pooled into one band before the floor is applied (must divide every n_fft / 2)
