@@ -77,6 +77,13 @@ def check_config(config) -> None:
     raise UserError(f"loss.reconstruction must be 'l1' or 'l2', got {config.loss.reconstruction!r}")
   if config.train.batch_size <= 0 or config.train.num_steps < 0:
     raise UserError("train.batch_size must be > 0 and train.num_steps >= 0")
+  o = config.optim
+  if o.warmup_steps < 0:
+    raise UserError(f"optim.warmup_steps must be >= 0, got {o.warmup_steps}")
+  if o.schedule == "warmup_cosine" and 0 < config.train.num_steps <= o.warmup_steps:
+    raise UserError(f"optim.warmup_steps={o.warmup_steps} must be below train.num_steps={config.train.num_steps} "
+                    "with optim.schedule='warmup_cosine' (the cosine decays over the steps after the warm-up); "
+                    "lower optim.warmup_steps too, or use optim.schedule='constant'")
 
 
 def learning_rate(config, lr: float):
@@ -84,7 +91,9 @@ def learning_rate(config, lr: float):
   if o.schedule == "constant":
     return optax.constant_schedule(lr)
   if o.schedule == "warmup_cosine":
-    return optax.warmup_cosine_decay_schedule(0.0, lr, max(o.warmup_steps, 1), max(config.train.num_steps, 2))
+    # num_steps 0 (nothing to train: evaluation only) never reads the schedule; check_config refuses 0 < num_steps <= warmup
+    decay_steps = max(config.train.num_steps, o.warmup_steps + 1, 2)
+    return optax.warmup_cosine_decay_schedule(0.0, lr, max(o.warmup_steps, 1), decay_steps)
   raise UserError(f"optim.schedule must be 'constant' or 'warmup_cosine', got {o.schedule!r}")
 
 
