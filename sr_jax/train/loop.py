@@ -154,6 +154,17 @@ def _check_finite(pending: list[tuple[int, dict]], last_good: int | None, workdi
                              "Lower the learning rates or enable optim.grad_clip")
 
 
+def _remove_empty_run_folders(workdir: str, existed: bool) -> None:
+  """Removes the empty checkpoint folders a failed start made (and the workdir, if this start created it and it
+  is empty): never a file, never a folder with anything in it."""
+  for name in ("checkpoints", "best"):
+    path = os.path.join(workdir, name)
+    if os.path.isdir(path) and not os.listdir(path):
+      os.rmdir(path)
+  if not existed and os.path.isdir(workdir) and not os.listdir(workdir):
+    os.rmdir(workdir)
+
+
 def train_and_evaluate(config, workdir: str):
   """Trains the config's model in `workdir` (resuming if it holds a checkpoint); returns the final state."""
   from sr_jax.train import logs  # noqa: PLC0415 (matplotlib/tensorboardX are imported only for training)
@@ -169,34 +180,43 @@ def train_and_evaluate(config, workdir: str):
   resumes = os.path.isdir(saved) and any(d.isdigit() for d in os.listdir(saved))
   if init and not resumes and not os.path.isdir(init):  # before anything is written or the data prepared
     raise UserError(f"train.init_from={init!r} is not a folder (a run's workdir or an exported model)")
+  existed = os.path.isdir(workdir)
   ckpt = Checkpointer(workdir, config, keep=config.checkpoint.keep, keep_best=config.checkpoint.keep_best)
-  ckpt.check_compatible()
+  train_iter = None
+  try:  # a mistake found while preparing (no data, an incompatible workdir, a bad init_from) leaves nothing behind
+    ckpt.check_compatible()
 
-  if jax.process_count() > 1:  # process 0 builds a missing built-in corpus; the others wait for it
-    if jax.process_index() == 0:
-      datasets.list_files(config.data)
-    multihost_utils.sync_global_devices("sr_jax: data ready")
-  train_iter = pipeline.train_iterator(config, workdir)
-  valid = pipeline.eval_batches(config, "valid", workdir, max_batches=config.train.eval_batches,
-                                baseline_upsample="cubic" if config.data.upsample != "cubic" else None)
-  t = build_training(config, mesh)  # nothing compiles before the first call
-  models, abstract, shardings, train_step, eval_step = t.models, t.abstract, t.shardings, t.train_step, t.eval_step
-  start = ckpt.latest_step()
-  if start is not None:
-    state = ckpt.restore(abstract_with_shardings(abstract, shardings), train_iter)
-    logging.info("resumed from step %d in %s", start, workdir)
-    print(f"resumed from step {start} in {workdir}", flush=True)
-  else:
-    start = 0
-    state = t.init()
-    if config.train.init_from:
-      state = init_from(state, models, config.train.init_from, shardings)
-      print(f"initialised from {config.train.init_from}", flush=True)
-    if models.ae is not None and config.train.ae_checkpoint:
-      state = load_networks(state, config.train.ae_checkpoint, ("ae",), shardings, "train.ae_checkpoint")
-  total = total_steps(config)
-  log = logs.RunLog(config, workdir, total, start)
-  fixed_example = next(iter(valid))
+    if jax.process_count() > 1:  # process 0 builds a missing built-in corpus; the others wait for it
+      if jax.process_index() == 0:
+        datasets.list_files(config.data)
+      multihost_utils.sync_global_devices("sr_jax: data ready")
+    train_iter = pipeline.train_iterator(config, workdir)
+    valid = pipeline.eval_batches(config, "valid", workdir, max_batches=config.train.eval_batches,
+                                  baseline_upsample="cubic" if config.data.upsample != "cubic" else None)
+    t = build_training(config, mesh)  # nothing compiles before the first call
+    models, abstract, shardings, train_step, eval_step = t.models, t.abstract, t.shardings, t.train_step, t.eval_step
+    start = ckpt.latest_step()
+    if start is not None:
+      state = ckpt.restore(abstract_with_shardings(abstract, shardings), train_iter)
+      logging.info("resumed from step %d in %s", start, workdir)
+      print(f"resumed from step {start} in {workdir}", flush=True)
+    else:
+      start = 0
+      state = t.init()
+      if config.train.init_from:
+        state = init_from(state, models, config.train.init_from, shardings)
+        print(f"initialised from {config.train.init_from}", flush=True)
+      if models.ae is not None and config.train.ae_checkpoint:
+        state = load_networks(state, config.train.ae_checkpoint, ("ae",), shardings, "train.ae_checkpoint")
+    total = total_steps(config)
+    fixed_example = next(iter(valid))
+    log = logs.RunLog(config, workdir, total, start)
+  except BaseException:
+    ckpt.close()  # (an orbax manager left open may raise from its thread at interpreter exit)
+    if train_iter is not None and hasattr(train_iter, "close"):
+      train_iter.close()
+    _remove_empty_run_folders(workdir, existed)
+    raise
   last_good = ckpt.latest_step()
   pending: list[tuple[int, dict]] = []
   try:

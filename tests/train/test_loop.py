@@ -248,3 +248,20 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(finished_run, data
   config.train.init_from, config.model.width = source, config.model.width * 2
   with pytest.raises(UserError, match=r"train.init_from: the generator in .* has another shape .*model.depth"):
     loop.train_and_evaluate(config, str(tmp_path / "fine3"))
+
+
+def test_a_start_that_fails_while_preparing_leaves_no_folders_and_keeps_the_users_files(tmp_path):
+  config = tiny.get_config()
+  config.data.dir = ""  # data.source 'tiny' with no folder: refused by the data pipeline, after the checkpointer
+  config.log.tensorboard = config.log.progress = False
+  fresh = tmp_path / "fresh"
+  with pytest.raises(UserError, match="data.dir is empty"):
+    loop.train_and_evaluate(config, str(fresh))
+  assert not os.path.exists(fresh)  # made by this start, empty again: removed
+  mine = tmp_path / "mine"
+  os.makedirs(mine)
+  (mine / "notes.txt").write_text("keep me")
+  with pytest.raises(UserError, match="data.dir is empty"):
+    loop.train_and_evaluate(config, str(mine))
+  assert sorted(os.listdir(mine)) == ["notes.txt"]  # the checkpoint folders it made are gone, the user's file stays
+  assert (mine / "notes.txt").read_text() == "keep me"
