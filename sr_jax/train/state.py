@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from absl import logging
 from flax import struct
 
 from sr_jax import losses
@@ -80,10 +81,9 @@ def check_config(config) -> None:
   o = config.optim
   if o.warmup_steps < 0:
     raise UserError(f"optim.warmup_steps must be >= 0, got {o.warmup_steps}")
-  if o.schedule == "warmup_cosine" and 0 < config.train.num_steps <= o.warmup_steps:
-    raise UserError(f"optim.warmup_steps={o.warmup_steps} must be below train.num_steps={config.train.num_steps} "
-                    "with optim.schedule='warmup_cosine' (the cosine decays over the steps after the warm-up); "
-                    "lower optim.warmup_steps too, or use optim.schedule='constant'")
+  if o.schedule == "warmup_cosine" and 0 < config.train.num_steps <= o.warmup_steps:  # e.g. a recipe run shortened
+    logging.warning("optim.warmup_steps=%d >= train.num_steps=%d: the learning rate is still warming up when the run "
+                    "ends (it never reaches optim.lr_g)", o.warmup_steps, config.train.num_steps)
 
 
 def learning_rate(config, lr: float):
@@ -91,7 +91,7 @@ def learning_rate(config, lr: float):
   if o.schedule == "constant":
     return optax.constant_schedule(lr)
   if o.schedule == "warmup_cosine":
-    # num_steps 0 (nothing to train: evaluation only) never reads the schedule; check_config refuses 0 < num_steps <= warmup
+    # a run no longer than its warm-up only warms up (optax needs decay_steps > warmup_steps)
     decay_steps = max(config.train.num_steps, o.warmup_steps + 1, 2)
     return optax.warmup_cosine_decay_schedule(0.0, lr, max(o.warmup_steps, 1), decay_steps)
   raise UserError(f"optim.schedule must be 'constant' or 'warmup_cosine', got {o.schedule!r}")
