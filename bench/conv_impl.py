@@ -2,7 +2,8 @@ r"""model.conv_impl: is "fft" (big stride-1 kernels by FFT) faster than "xla" (l
 
   python bench/conv_impl.py [--configs=piano_r4_16k,quickstart --batch=16 --repeats=5 --json=FILE] [--nolayers]
 
-For each config (piano_r4_16k = configs/piano_r4_16k.py: depth 4, width 1/8, window 2048; quickstart =
+For each config (piano_r4_16k = configs/piano_r4_16k.py: depth 8 since 2026-12-02, depth 4 before, width 1/8, window
+2048; quickstart =
 configs/quickstart.py: depth 4, width 1/4, window 2048; or any configs/NAME.py), the generator is built twice, with
 model.conv_impl "xla" and "fft", from the SAME params (initialised once; zero_init_final off, so that every layer
 matters for the errors), on --batch windows of noise, eval mode:
@@ -21,7 +22,8 @@ With --layers (default), a second table times every distinct stride-1 conv of th
 (lax.conv_general_dilated vs sr_jax.models.fftconv.fft_conv1d, same shapes, forward and forward+backward w.r.t. input
 and kernel): what FFT_MIN_KERNEL in sr_jax/models/layers.py is chosen from.
 
-Measured (2 CPU cores shared with a training run, batch 16, min of 5; max_err <= 8.4e-7 everywhere):
+Measured with piano_r4_16k at depth 4 (its levels 5-8 have kernel 9, which stays on XLA's convs; 2 CPU cores shared
+with a training run, batch 16, min of 5; max_err <= 8.4e-7 everywhere):
   piano_r4_16k forward 200 -> 107 ms (1.86x), forward+backward 616 -> 297 ms (2.07x)
   quickstart   forward 800 -> 393 ms (2.04x), forward+backward 2397 -> 1071 ms (2.24x)
   per layer: k 65 4.2x / 4.6x, k 33 2.9x / 3.3x, k 17 1.9x / 1.9x (forward / forward+backward), k 9 1.0x / 1.2x

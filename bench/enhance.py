@@ -227,7 +227,7 @@ def main(argv):
               flush=True)
       os.remove(src)
   common.print_table(rows, COLUMNS)
-  print("targets: realtime_factor >= 20 for the depth-4 model on 2 cores; peak RSS of 60 min within 10% of 1 min")
+  print("targets: realtime_factor >= 20 for the shipped model on 2 cores; peak RSS of 60 min within 10% of 1 min")
   print("\n".join(f"  {line}" for line in target_lines(rows)))
   if FLAGS.json:
     common.write_json(FLAGS.json, rows, model=label, batch=FLAGS.batch, rate=FLAGS.rate, signal=FLAGS.signal)

@@ -45,10 +45,10 @@ only, as after the autoencoder phase); quickstart = configs/quickstart.py (depth
 MR-STFT; the torch reference computes the same MR-STFT loss with torch.stft, an FFT, where sr_jax's DFT-by-matmul
 STFT adds 3.4 of the step's 79 counted GFLOP: so quickstart's gflops_per_s credits sr_jax with ~4% work torch does
 not do, while step_s and speedup_vs_torch compare the same loss); piano_r4_16k = configs/piano_r4_16k_l2.py, the
-shipped model's stage 1 (6,000 of its 7,000 steps: depth 4, width 1/8, window 2048, batch 16, L2 and the critic
+shipped model's stage 1 (15,000 of its 16,000 steps: depth 8, width 1/8, window 2048, batch 16, L2 and the critic
 discriminator trained alongside), with a constant lr and no clipping (the torch reference has plain Adam only).
-The rows in bench/RESULTS.md were measured on the first shipped recipe (L2 + MR-STFT + a small adversarial term),
-before the recipe became pure L2. The default
+The rows in bench/RESULTS.md were measured on the first shipped recipe (depth 4, L2 + MR-STFT + a small adversarial
+term), before the recipe became pure L2 and depth 8. The default
 --configs are l2_d8, gan_ae_d8, piano_r4_16k. Depth-8 steps take many seconds on a 2-core CPU.
 The 1-minute load average is reported with each row: other processes on the machine slow every number down.
 

@@ -13,7 +13,7 @@ import soundfile as sf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # model -> (chain, LSD at most this fraction of spline's, SNR and SI-SDR at least spline's + this many dB)
-MODELS = {"piano_r4_16k": ("sample 4000 16000", 0.55, 0.2), "piano_r2_16k": ("sample 8000 16000", 0.8, 0.0)}
+MODELS = {"piano_r4_16k": ("sample 4000 16000", 0.5, 0.4), "piano_r2_16k": ("sample 8000 16000", 0.8, 0.0)}
 
 
 def _size(folder: str) -> int:
