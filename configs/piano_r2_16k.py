@@ -3,10 +3,10 @@ stages, as the r = 4 recipe (configs/piano_r4_16k.py).
 
 Stage 1, configs/piano_r2_16k_stft.py: width 1/8, L2 + a multi-resolution STFT term, 1,200 steps (~10 minutes).
 Stage 2, this file: stage 1's model fine-tuned without the STFT term, with L2 + the spectral corridor
-(losses.spectral_floor_loss, weight 0.001; the r = 4 recipe's floor, -24 dB per 500 Hz band, with the ceiling at
-the target's level per bin, where the r = 4 recipe now has weight 0.0003 and allows +6 dB), 1,000 steps (~4 minutes). The STFT term pulled the 4-8 kHz
-band towards the training soundfonts' level whatever the piano; the corridor only asks for a faint fill and never
-more than the target, which keeps a darker, unseen piano dark.
+(losses.spectral_floor_loss, weight 0.001; the r = 4 recipe's floor, -24 dB per 500 Hz band, with the ceiling at the
+target's level per bin, where the r = 4 recipe now has weight 0.0003 and allows +6 dB), 1,000 steps (~4 minutes).
+The STFT term pulled the 4-8 kHz band towards the training soundfonts' level whatever the piano; the corridor only
+asks for a faint fill and never more than the target, which keeps a darker, unseen piano dark.
   python launch/train.py --config=configs/piano_r2_16k_stft.py --workdir=runs/piano_r2_16k_stft
   python launch/train.py --config=configs/piano_r2_16k.py --workdir=runs/piano_r2_16k
 The measured results, wall time and the exact commands are in pretrained/piano_r2_16k/README.md.

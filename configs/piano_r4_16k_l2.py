@@ -10,7 +10,7 @@ turn, 4 hours (80/10/10 by work), built on first use (~9 minutes on 2 cores) or 
 A fourth soundfont, TimGM6mb (apt-get install timgm6mb-soundfont), is never used in training: the model card
 evaluates on it to measure how the model generalises to a piano it never heard.
 Model: depth 8 (the original's depth) at 1/8 width (channels 16, 32, 64, 64, 64, 64, 64, 64; kernels 65, 33, 17, 9,
-9, ...; GEN_PARAMS generator params), 2048-sample windows (128 ms), no dropout, final conv zero-initialised (training
+9, ...; 1,621,410 generator params), 2048-sample windows (128 ms), no dropout, final conv zero-initialised (training
 starts from the soxr-upsampled input). Depth and the longer schedule bought SNR: each level halves the time
 resolution, so the four extra levels cost little (a step takes about as long as at depth 4) but let the network see
 the whole window (the receptive field of depth 4 is ~26 ms) and predict more of the 2-3 kHz band in phase; depth 8
@@ -21,7 +21,7 @@ right level but random phase: LSD falls, but SNR drops below the input's (the fi
 spline, SNR 1.4 dB below it). L2 alone learns the part of the band it can predict in phase (the upper partials
 of notes it hears) and beat spline in both metrics, also on an unseen soundfont. A discriminator is trained
 alongside only as the critic of collaborative sampling: its term never reaches the generator.
-15,000 steps, ~42 minutes on 2 CPU cores (~0.16 s/step alone).
+15,000 steps, ~35-40 minutes on 2 CPU cores (40.5 min measured with other work sharing the cores for part of it).
   python launch/train.py --config=configs/piano_r4_16k_l2.py --workdir=runs/piano_r4_16k_l2
 then stage 2 (configs/piano_r4_16k.py) starts from its weights. The measured results of both, the wall time and the
 exact commands are in pretrained/piano_r4_16k/README.md.

@@ -192,7 +192,7 @@ def spectral_floor_loss(
 
 def check_floor_settings(floor_db: float, ceiling_db: float, pool: int, fft_sizes: Sequence[int],
                          names: Sequence[str] = ("floor_db", "ceiling_db", "pool")) -> None:
-  """UserError unless floor_db < 0 <= ..., ceiling_db >= floor_db and `pool` >= 1 divides every n_fft / 2; `names`
+  """UserError unless floor_db < 0, ceiling_db >= floor_db and `pool` >= 1 divides every n_fft / 2; `names`
   are the settings' names in the message (train.state.check_config passes the config fields)."""
   floor_name, ceiling_name, pool_name = names
   if not floor_db < 0:

@@ -175,16 +175,14 @@ def train_and_evaluate(config, workdir: str):
   sharding.check_batch(config.train.batch_size, mesh, jax.process_count())
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise UserError(f"--workdir {workdir} is a file, not a folder")
-  init = config.train.init_from
-  saved = os.path.join(workdir, "checkpoints")
-  resumes = os.path.isdir(saved) and any(d.isdigit() for d in os.listdir(saved))
-  if init and not resumes and not os.path.isdir(init):  # before anything is written or the data prepared
-    raise UserError(f"train.init_from={init!r} is not a folder (a run's workdir or an exported model)")
   existed = os.path.isdir(workdir)
   ckpt = Checkpointer(workdir, config, keep=config.checkpoint.keep, keep_best=config.checkpoint.keep_best)
   train_iter = None
   try:  # a mistake found while preparing (no data, an incompatible workdir, a bad init_from) leaves nothing behind
     ckpt.check_compatible()
+    init = config.train.init_from
+    if init and ckpt.latest_step() is None and not os.path.isdir(init):  # before the data are prepared
+      raise UserError(f"train.init_from={init!r} is not a folder (a run's workdir or an exported model)")
 
     if jax.process_count() > 1:  # process 0 builds a missing built-in corpus; the others wait for it
       if jax.process_index() == 0:
