@@ -171,6 +171,8 @@ def train_and_evaluate(config, workdir: str):
 
   workdir = os.path.abspath(workdir)
   state_lib.check_config(config)
+  for warning in state_lib.config_warnings(config):
+    logging.warning("%s", warning)
   mesh = sharding.make_mesh(config.mesh)
   sharding.check_batch(config.train.batch_size, mesh, jax.process_count())
   if os.path.exists(workdir) and not os.path.isdir(workdir):

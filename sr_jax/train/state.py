@@ -7,7 +7,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from absl import logging
 from flax import struct
 
 from sr_jax import losses
@@ -81,9 +80,15 @@ def check_config(config) -> None:
   o = config.optim
   if o.warmup_steps < 0:
     raise UserError(f"optim.warmup_steps must be >= 0, got {o.warmup_steps}")
+
+
+def config_warnings(config) -> list[str]:
+  """What is allowed but probably not meant (train_and_evaluate logs each once per start)."""
+  o, warnings = config.optim, []
   if o.schedule == "warmup_cosine" and 0 < config.train.num_steps <= o.warmup_steps:  # e.g. a recipe run shortened
-    logging.warning("optim.warmup_steps=%d >= train.num_steps=%d: the learning rate is still warming up when the run "
-                    "ends (it never reaches optim.lr_g)", o.warmup_steps, config.train.num_steps)
+    warnings.append(f"optim.warmup_steps={o.warmup_steps} >= train.num_steps={config.train.num_steps}: the learning "
+                    "rate is still warming up when the run ends (it never reaches optim.lr_g)")
+  return warnings
 
 
 def learning_rate(config, lr: float):
