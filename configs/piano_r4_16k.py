@@ -1,9 +1,9 @@
 """The shipped model's recipe: piano super-resolution r = 4 (4 kHz bandwidth -> 16 kHz), on 2 CPU cores, in two stages.
 
 Stage 1, configs/piano_r4_16k_l2.py: the U-Net (depth 8, width 1/8, 1.6M generator params) trained with plain L2 for
-15,000 steps on the three-soundfont piano corpus (~35-40 minutes). It predicts the part of the 2-8 kHz band it can in
-phase, and leaves the rest nearly empty: L2's optimum there is E[y | x] = 0. LSD, which is log-spectral and counts
-every frame and bin alike, punishes that emptiness.
+15,000 steps on the three-soundfont piano corpus (40-110 minutes by the machine). It predicts the part of the 2-8 kHz
+band it can in phase, and leaves the rest nearly empty: L2's optimum there is E[y | x] = 0. LSD, which is
+log-spectral and counts every frame and bin alike, punishes that emptiness.
 Stage 2, this file: the same model fine-tuned from stage 1's weights (train.init_from) with L2 + a spectral corridor
 (losses.spectral_floor_loss): no cost while the output's level lies between FLOOR_DB below the target's (per
 500 Hz band at n_fft 512, ...) and 6 dB above the target's own level (per bin); a log-distance cost outside it. The

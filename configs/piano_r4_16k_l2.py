@@ -21,7 +21,7 @@ right level but random phase: LSD falls, but SNR drops below the input's (the fi
 spline, SNR 1.4 dB below it). L2 alone learns the part of the band it can predict in phase (the upper partials
 of notes it hears) and beat spline in both metrics, also on an unseen soundfont. A discriminator is trained
 alongside only as the critic of collaborative sampling: its term never reaches the generator.
-15,000 steps, ~35-40 minutes on 2 CPU cores (40.5 min measured with other work sharing the cores for part of it).
+15,000 steps, 40-110 minutes on 2 CPU cores by the machine (40.5 min on one, 107.4 min on a second of the same kind).
   python launch/train.py --config=configs/piano_r4_16k_l2.py --workdir=runs/piano_r4_16k_l2
 then stage 2 (configs/piano_r4_16k.py) starts from its weights. The measured results of both, the wall time and the
 exact commands are in pretrained/piano_r4_16k/README.md.
