@@ -165,6 +165,13 @@ def test_bad_configs_fail_before_compiling(changes, match, tmp_path, data_dir, m
   bad(changes, str(tmp_path / "w"), match, monkeypatch)
 
 
+def test_a_warning_about_the_config_is_logged_once_per_start(tmp_path, data_dir, monkeypatch, caplog):
+  # the warm-up outlasts the run (allowed, warned about); the mesh then stops the start before anything compiles
+  bad({"data.dir": data_dir, "optim.schedule": "warmup_cosine", "optim.warmup_steps": 200, "train.num_steps": 60,
+       "mesh.data": 3}, str(tmp_path / "w"), "mesh data=3", monkeypatch)
+  assert caplog.text.count("optim.warmup_steps=200 >= train.num_steps=60: the learning rate is still warming") == 1
+
+
 def test_workdir_of_another_model_shape_is_refused(finished_run, data_dir, monkeypatch):
   bad({"model.depth": 2, "data.dir": data_dir}, finished_run[0],
       r"holds a run of a different model \(model.depth: saved 3, now 2\)", monkeypatch)
