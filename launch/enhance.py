@@ -37,6 +37,9 @@ flags.DEFINE_string("output", None, "Output file (format from its extension), or
                     "--input; a file --input keeps its name there).")
 flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
 flags.DEFINE_integer("batch_size", 16, "Windows per network call.")
+flags.DEFINE_integer("stride", None, "Hop between windows, in samples at the model's rate (default: the checkpoint's "
+                     "config.data.eval_stride). Below the window, windows overlap and each keeps its centre: fewer "
+                     "window-edge errors, window/stride times the work.")
 flags.DEFINE_bool("collab", False, "Collaborative sampling with the (shaped, else trained) discriminator.")
 flags.DEFINE_float("eta", None, "Collaborative sampling: stop once D(y) >= eta (default: config.collab.eta).")
 flags.DEFINE_integer("max_steps", None, "Collaborative sampling: at most this many steps (config.collab.max_steps).")
@@ -58,6 +61,8 @@ def check_flags() -> None:
       raise UserError(f"--{name} is required")
   if FLAGS.batch_size < 1:
     raise UserError(f"--batch_size must be a positive number of windows, got {FLAGS.batch_size}")
+  if FLAGS.stride is not None and FLAGS.stride < 1:
+    raise UserError(f"--stride must be a positive number of samples, got {FLAGS.stride}")
   given = [k for k in COLLAB_KNOBS if FLAGS[k].value is not None]
   if given and not FLAGS.collab:
     raise UserError(f"--{', --'.join(given)} only apply with --collab")
@@ -92,7 +97,7 @@ def main(argv: list[str]) -> None:
     enhance.check_output(src, dst, FLAGS.overwrite)
   overrides = {k: FLAGS[k].value for k in COLLAB_KNOBS}
   enhancer = enhance.Enhancer(FLAGS.workdir or FLAGS.checkpoint, FLAGS.step, batch_size=FLAGS.batch_size,
-                              collab=FLAGS.collab, collab_overrides=overrides)
+                              collab=FLAGS.collab, collab_overrides=overrides, stride=FLAGS.stride)
   collab = f", collaborative sampling ({'shaped' if enhancer.shaped else 'trained'} discriminator)"
   print(f"model {enhancer.checkpoint}: {enhancer.rate} Hz, window {enhancer.window}, stride {enhancer.stride}"
         f"{collab if FLAGS.collab else ''}", flush=True)

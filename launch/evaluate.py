@@ -35,6 +35,8 @@ flags.DEFINE_bool("collab", False, "Also evaluate the model with collaborative s
 flags.DEFINE_integer("max_files", -1, "Evaluate at most this many files (sorted by path); -1: all.")
 flags.DEFINE_float("max_seconds", None, "Crop each file to its first this many seconds.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing report folder.")
+flags.DEFINE_integer("stride", None, "Hop between the model's windows, in samples at its rate (default: the "
+                     "checkpoint's config.data.eval_stride); below the window they overlap (see launch/enhance.py).")
 
 
 def check_flags() -> None:
@@ -52,19 +54,21 @@ def check_flags() -> None:
     raise UserError(f"--seed must not be negative, got {FLAGS.seed}")
   if FLAGS.step is not None and FLAGS.step < 0:
     raise UserError(f"--step must not be negative, got {FLAGS.step}")
+  if FLAGS.stride is not None and FLAGS.stride < 1:
+    raise UserError(f"--stride must be a positive number of samples, got {FLAGS.stride}")
 
 
-def build_systems(path: str, step: int | None, collab: bool):
-  """(config, checkpoint step folder, {system: enhance function}) of the model at `path`."""
+def build_systems(path: str, step: int | None, collab: bool, stride: int | None = None):
+  """(config, checkpoint step folder, {system: enhance function}, stride used) of the model at `path`."""
   from sr_jax import enhance  # noqa: PLC0415  (jax and the networks: only once the flags are fine)
   from sr_jax.train.checkpoint import find_step_dir  # noqa: PLC0415
 
   checkpoint = find_step_dir(path, step)
-  enhancer = enhance.Enhancer(checkpoint)
+  enhancer = enhance.Enhancer(checkpoint, stride=stride)
   systems = {"model": enhancer.enhance_array}
   if collab:
-    systems["collab"] = enhance.Enhancer(checkpoint, collab=True).enhance_array
-  return enhancer.config, checkpoint, systems
+    systems["collab"] = enhance.Enhancer(checkpoint, collab=True, stride=stride).enhance_array
+  return enhancer.config, checkpoint, systems, enhancer.stride
 
 
 def _fmt(value: float | None) -> str:
@@ -89,7 +93,8 @@ def main(argv: list[str]) -> None:
     from sr_jax.data import degrade  # noqa: PLC0415
 
     degrade.parse_chain(FLAGS.chain)  # a bad chain fails before the model is loaded
-  config, checkpoint, systems = build_systems(FLAGS.workdir or FLAGS.checkpoint, FLAGS.step, FLAGS.collab)
+  config, checkpoint, systems, stride = build_systems(FLAGS.workdir or FLAGS.checkpoint, FLAGS.step, FLAGS.collab,
+                                                      FLAGS.stride)
   chain = FLAGS.chain if FLAGS.chain is not None else config.data.chain
   rate = evaluation.eval_rate(config, chain)
   done = []
@@ -103,7 +108,8 @@ def main(argv: list[str]) -> None:
   doc = evaluation.write_report(
       FLAGS.report, files, FLAGS.data, systems, chain, checkpoint, rate, seed=FLAGS.seed,
       model_upsample=config.data.get("upsample", "soxr"), max_seconds=FLAGS.max_seconds,
-      silence_db=config.data.get("silence_db", -60.0), overwrite=FLAGS.overwrite, progress=progress)
+      silence_db=config.data.get("silence_db", -60.0), overwrite=FLAGS.overwrite, progress=progress,
+      stride=stride)
   _print_summary(doc)
   print(f"wrote {FLAGS.report}/index.html and metrics.json ({len(doc['files'])} files, mean over files)")
 

@@ -12,7 +12,7 @@ is low-passed to the chain's rate: a full-band input keeps its high band, plus w
 
 Pipeline (one pass; memory: about one block, one window per channel and one batch, whatever the length):
   soundfile blocks (BLOCK_FRAMES frames) -> soxr stream -> one WindowStream per channel (config.data.window,
-  stride config.data.eval_stride) -> windows interleaved across channels (window i of channel 0, 1, ...) ->
+  stride config.data.eval_stride or the `stride` given) -> windows interleaved across channels (window i of channel 0, 1, ...) ->
   batches of exactly `batch_size` windows (the last padded with zero windows: ONE jitted function, one compile)
   -> one StreamMerger per channel -> a temporary file beside the output, renamed over it once complete (a failed
   run leaves no output file, never a partial one).
@@ -105,9 +105,13 @@ class Enhancer:
   """A trained generator (optionally with collaborative sampling) ready to enhance arrays and files."""
 
   def __init__(self, path: str, step: int | None = None, batch_size: int = DEFAULT_BATCH, collab: bool = False,
-               collab_overrides: dict | None = None):
+               collab_overrides: dict | None = None, stride: int | None = None):
     """path: a workdir (its latest checkpoint, or `step`), a checkpoints/ folder or a step folder (state/ +
-    config/). collab_overrides: eta / max_steps / layer / step_size replacing config.collab's (None = keep)."""
+    config/). collab_overrides: eta / max_steps / layer / step_size replacing config.collab's (None = keep).
+    stride: hop between windows in samples at the model's rate (default: the checkpoint's config.data.eval_stride);
+    below the window, consecutive windows overlap and each keeps only its centre (the overlap-crop rule of
+    sr_jax.data.windows), so fewer output samples come from a window's edges, where the network sees zeros beyond
+    the window: window / stride times the network's work."""
     import jax  # noqa: PLC0415  (jax only once a model is loaded: the input checks stay light and fast)
 
     from sr_jax.models import build_discriminator, build_generator  # noqa: PLC0415
@@ -116,6 +120,8 @@ class Enhancer:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
       raise UserError(f"batch size must be a positive integer, got {batch_size!r}")
     self.batch_size = batch_size
+    if stride is not None and (isinstance(stride, bool) or not isinstance(stride, int) or stride < 1):
+      raise UserError(f"stride must be a positive integer number of samples, got {stride!r}")
     try:
       self.checkpoint = find_step_dir(path, step)
     except OSError:  # e.g. an existing folder without checkpoints/ or step folders
@@ -132,7 +138,10 @@ class Enhancer:
       raise UserError(f"cannot read the checkpoint {self.checkpoint} ({audio_lib._reason(e)})") from None
     data = self.config.data
     self.rate = audio_lib.check_rate(int(data.rate), "config.data.rate of the checkpoint")
-    self.window, self.stride = int(data.window), int(data.eval_stride)
+    self.window, self.stride = int(data.window), int(data.eval_stride if stride is None else stride)
+    if self.stride > self.window:
+      raise UserError(f"stride ({self.stride}) must not exceed the model's window ({self.window} samples at "
+                      f"{self.rate} Hz): the samples between windows would be lost")
     self.gen = build_generator(self.config)
     params = _checked(nets["gen"]["params"], self.gen, self.window, self.checkpoint, "generator")
     if collab:

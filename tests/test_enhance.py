@@ -128,6 +128,30 @@ def test_streaming_file_equals_in_memory_and_unstreamed_reference(enhancer, tmp_
   np.testing.assert_allclose(mono, in_memory[:, 1], atol=1e-6)
 
 
+def test_a_smaller_stride_overlaps_the_windows(workdir, enhancer):
+  """stride=: the windows overlap and each keeps its centre (the same split/merge as the reference); the output
+  has the same length, and differs from the default stride's only where a window edge moved."""
+  half = enhance.Enhancer(workdir, batch_size=16, stride=enhancer.window // 4)
+  assert (half.window, half.stride, enhancer.stride) == (512, 128, 256)  # the tiny config's eval_stride is 256
+  audio = tone(1.3, 16000, channels=2, seed=2)
+  out, rate = half.enhance_array(audio, 16000)
+  default, _ = enhancer.enhance_array(audio, 16000)
+  assert rate == 16000 and out.shape == default.shape == audio.shape
+  np.testing.assert_array_equal(out, reference(half, audio, 16000))
+  assert np.max(np.abs(out - default)) > 1e-4  # another stride really gives other windows
+  # Both keep the first window's first 192 samples (a = (512 - 128) // 2 = 192 for stride 128, 128 for 256).
+  np.testing.assert_allclose(out[:128], default[:128], atol=1e-6)
+
+
+@pytest.mark.parametrize("stride, words", [(0, "stride must be a positive integer"), (True, "positive integer"),
+                                           (2.5, "positive integer"),
+                                           (513, "stride (513) must not exceed the model's window (512")])
+def test_bad_strides(workdir, stride, words):
+  with pytest.raises(UserError) as e:
+    enhance.Enhancer(workdir, stride=stride)
+  assert words in str(e.value)
+
+
 def test_a_window_does_not_depend_on_its_batch(enhancer):
   """Bit-exactness of streaming vs in-memory comes from identical batches; across batch positions and neighbours
   XLA's CPU results for a window agree to float32 rounding (the last row of a batch may differ by an ulp)."""

@@ -89,6 +89,9 @@ def test_user_errors_end_in_one_line(workdir, tmp_path):
       "no discriminator": ([f"--workdir={workdir}", "--collab", f"--input={good}", out], "no disc network"),
       "both models": ([f"--workdir={workdir}", f"--checkpoint={workdir}", f"--input={good}", out], "exactly one"),
       "knob without collab": ([f"--workdir={workdir}", "--eta=0.3", f"--input={good}", out], "only apply with"),
+      "zero stride": ([f"--workdir={workdir}", "--stride=0", f"--input={good}", out], "--stride must be a positive"),
+      "stride over the window": ([f"--workdir={workdir}", "--stride=513", f"--input={good}", out],
+                                 "stride (513) must not exceed the model's window (512 samples at 16000 Hz)"),
       "input is output": ([f"--workdir={workdir}", f"--input={good}", f"--output={good}", "--overwrite"],
                           "is the input"),
   })

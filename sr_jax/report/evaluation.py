@@ -18,7 +18,7 @@ its length. A non-finite metric (a model that outputs NaN) is written as null, a
 
 metrics.json::
 
-  {"chain": str, "checkpoint": str,
+  {"chain": str, "checkpoint": str, ["stride": int (the model's hop between windows, from launch/evaluate.py),]
    "files": [{"name": str, "seconds": float, "model": {METRICS}, ["collab": {METRICS},] "spline": {METRICS},
               "linear": {METRICS}, "input": {METRICS}}, ...],
    "summary": {"model": {METRICS}, ["collab": {METRICS},] "spline": {...}, "linear": {...}, "input": {...}}}
@@ -226,9 +226,13 @@ def evaluate_files(files: Sequence[str], root: str, enhancers: Mapping[str, Enha
     raise UserError(f"no usable audio file to evaluate in {root} ({counter.summary()})")
 
 
-def results(chain: str, checkpoint: str, entries: list[dict], systems: Sequence[str]) -> dict:
-  """The metrics.json document."""
-  return {"chain": chain, "checkpoint": checkpoint, "files": entries, "summary": summarize(entries, systems)}
+def results(chain: str, checkpoint: str, entries: list[dict], systems: Sequence[str],
+            stride: int | None = None) -> dict:
+  """The metrics.json document (with "stride", the model's hop between windows, when it is given)."""
+  doc = {"chain": chain, "checkpoint": checkpoint}
+  if stride is not None:
+    doc["stride"] = int(stride)
+  return {**doc, "files": entries, "summary": summarize(entries, systems)}
 
 
 # ----- the report folder -----------------------------------------------------------------------------------------
@@ -268,8 +272,9 @@ def _commit(tmp: str, report_dir: str) -> None:
 def write_report(report_dir: str, files: Sequence[str], root: str, enhancers: Mapping[str, EnhanceFn], chain: str,
                  checkpoint: str, rate: int, seed: int = 0, model_upsample: str = "soxr",
                  max_seconds: float | None = None, silence_db: float = -60.0, overwrite: bool = False,
-                 progress: Callable[[FileResult], None] | None = None) -> dict:
+                 progress: Callable[[FileResult], None] | None = None, stride: int | None = None) -> dict:
   """Evaluates `files` and writes the report folder (metrics.json, index.html, per-file WAVs and spectrograms).
+  `stride` (the enhancers' hop between windows) is only recorded in metrics.json.
 
   Returns the metrics.json document. `progress(result)` is called after each file. See the module docstring.
   """
@@ -289,7 +294,7 @@ def write_report(report_dir: str, files: Sequence[str], root: str, enhancers: Ma
       assets.append(html.write_file_assets(tmp, result, folders))
       if progress is not None:
         progress(result)
-    doc = results(chain, checkpoint, entries, list(enhancers) + list(BASELINES))
+    doc = results(chain, checkpoint, entries, list(enhancers) + list(BASELINES), stride)
     with open(os.path.join(tmp, METRICS_FILE), "w", encoding="utf-8") as f:
       json.dump(doc, f, indent=1, allow_nan=False)
       f.write("\n")

@@ -90,7 +90,7 @@ def report(tmp_path_factory):
 
 
 def _check_shape(doc, systems):
-  assert set(doc) == {"chain", "checkpoint", "files", "summary"}
+  assert set(doc) - {"stride"} == {"chain", "checkpoint", "files", "summary"}  # stride: from launch/evaluate.py
   assert isinstance(doc["chain"], str) and isinstance(doc["checkpoint"], str)
   assert isinstance(doc["files"], list) and doc["files"]
   for entry in doc["files"]:
@@ -303,6 +303,8 @@ def test_launcher_user_errors(tmp_path):
                                                             f"--report={tmp_path / 'r'}"],
       "give exactly one of --workdir": [data, f"--report={tmp_path / 'r'}"],
       "no checkpoint at .*run: the folder does not exist": [ckpt, data, f"--report={tmp_path / 'r'}"],
+      "--stride must be a positive number of samples, got -4": [ckpt, data, f"--report={tmp_path / 'r'}",
+                                                                "--stride=-4"],
   }
   for (pattern, _), result in zip(cases.items(), _launch_all(list(cases.values()))):
     assert result.returncode == 2, (pattern, result.stderr)
@@ -338,7 +340,7 @@ def test_launcher_with_a_trained_model(trained, tmp_path):
   flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith("--xla_backend_optimization_level")]
   env = dict(os.environ, XLA_FLAGS=" ".join(flags))
   (result,) = _launch_all([[f"--workdir={workdir}", f"--data={data}", f"--report={report_dir}", "--collab",
-                            "--max_seconds=0.75", "--seed=5"]], env=env)
+                            "--max_seconds=0.75", "--seed=5", "--stride=128"]], env=env)
   assert result.returncode == 0, result.stderr
   assert "mean over files" in result.stdout
   with open(report_dir / "metrics.json", encoding="utf-8") as f:
@@ -346,6 +348,7 @@ def test_launcher_with_a_trained_model(trained, tmp_path):
   _check_shape(doc, ["model", "collab", "spline", "linear", "input"])
   assert doc["chain"] == "sample 4000 16000"
   assert doc["checkpoint"] == str(workdir / "checkpoints" / "4")
+  assert doc["stride"] == 128  # --stride (the tiny config's own eval_stride is 256)
   assert [e["name"] for e in doc["files"]] == ["tiny-test-000.wav", "tiny-test-001.wav"]
   assert all(e["seconds"] == 0.75 for e in doc["files"])
   for entry in doc["files"]:
