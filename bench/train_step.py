@@ -46,7 +46,9 @@ MR-STFT; the torch reference computes the same MR-STFT loss with torch.stft, an 
 STFT adds 3.4 of the step's 79 counted GFLOP: so quickstart's gflops_per_s credits sr_jax with ~4% work torch does
 not do, while step_s and speedup_vs_torch compare the same loss); piano_r4_16k = configs/piano_r4_16k_l2.py, the
 shipped model's stage 1 (15,000 of its 16,000 steps: depth 8, width 1/8, window 2048, batch 16, L2 and the critic
-discriminator trained alongside), with a constant lr and no clipping (the torch reference has plain Adam only).
+discriminator trained alongside), with a constant lr and no clipping (the torch reference has plain Adam only); piano_r4_16k_xla = the same with XLA's
+convolutions throughout; piano_r4_16k_nod = the same without the critic (loss.lambda_adv = 0: the generator's step
+alone, the same updates, since the critic's term never reaches the generator in stage 1).
 The rows in bench/RESULTS.md were measured on the first shipped recipe (depth 4, L2 + MR-STFT + a small adversarial
 term), before the recipe became pure L2 and depth 8. The default
 --configs are l2_d8, gan_ae_d8, piano_r4_16k. Depth-8 steps take many seconds on a 2-core CPU.
@@ -217,8 +219,14 @@ def _recipe_xla(arg=None):
   return c
 
 
+def _recipe_nod(arg=None):
+  c = _recipe(arg)
+  c.loss.lambda_adv = 0.0  # no discriminator trained alongside (stage 1's critic never reaches the generator)
+  return c
+
+
 CONFIGS = {"l2_d8": default.get_config, "gan_ae_d8": _gan_ae, "quickstart": quickstart.get_config,
-           "piano_r4_16k": _recipe, "piano_r4_16k_xla": _recipe_xla}
+           "piano_r4_16k": _recipe, "piano_r4_16k_xla": _recipe_xla, "piano_r4_16k_nod": _recipe_nod}
 
 
 def get_config(name: str, dtype: str | None = None, batch: int | None = None):

@@ -143,3 +143,29 @@ def test_a_run_shorter_than_its_warmup_only_warms_up_and_a_negative_warmup_is_re
   config.optim.warmup_steps = -1
   with pytest.raises(UserError, match=r"optim.warmup_steps must be >= 0, got -1"):
     state_lib.check_config(config)
+
+
+def test_a_critic_whose_term_is_off_leaves_the_generator_updates_as_without_one():
+  """Stage 1 of the shipped recipe once trained a critic alongside (lambda_adv > 0, adv_start_step never reached):
+  the generator's trajectory is the one of a run without any discriminator (lambda_adv = 0), step for step, so
+  dropping the critic only saves its work (bench/train_step.py: piano_r4_16k vs piano_r4_16k_nod)."""
+  runs = {}
+  for name, adv in (("critic", 0.1), ("none", 0.0)):
+    config = tiny_config(**{"loss.lambda_adv": adv, "loss.adv_start_step": 10**9, "model.dropout": 0.0,
+                            "optim.lr_g": 1e-2})
+    config.mesh.data = 1
+    t = loop.build_training(config)
+    assert (t.models.disc is not None) == (adv > 0)
+    state = t.init()
+    for seed in range(3):
+      state, m = t.train_step(state, sharding.global_batch(fixed_batch(config, seed), t.mesh))
+    runs[name] = (jax.device_get(state.gen.params), jax.device_get(m))
+  (critic, m_critic), (none, m_none) = runs["critic"], runs["none"]
+  assert m_critic["d_loss"] > 0 and "d_loss" not in m_none  # the critic did train
+  assert m_critic["adv_on"] == 0.0
+  for a, b in zip(jax.tree.leaves(critic), jax.tree.leaves(none)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  init = jax.device_get(loop.build_training(tiny_config(**{"loss.lambda_adv": 0.0})).init().gen.params)
+  moved = max(float(np.max(np.abs(a - b))) for a, b in zip(jax.tree.leaves(none), jax.tree.leaves(init)))
+  assert moved > 1e-3  # three steps at lr 1e-2 really moved the generator
+  np.testing.assert_allclose(m_critic["rec_loss"], m_none["rec_loss"], rtol=1e-5)
