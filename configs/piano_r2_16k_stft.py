@@ -1,7 +1,7 @@
 """Stage 1 of the second, cheaper recipe (configs/piano_r2_16k.py is stage 2): piano super-resolution r = 2 (8 kHz
 sample rate, 4 kHz bandwidth -> 16 kHz). This is also the r = 2 model that shipped before the spectral corridor stage.
 
-The r = 4 recipe's L2 stage (configs/piano_r4_16k_l2.py: the same three-soundfont corpus, critic-only discriminator)
+The r = 4 recipe's L2 stage (configs/piano_r4_16k_l2.py: the same three-soundfont corpus; plus a critic-only discriminator)
 at depth 4 and width 1/8, with the chain `sample 8000 16000`, a shorter schedule and an STFT term: the band to
 restore, 4-8 kHz, carries ~40 dB less energy than the rest of a piano, so plain L2 leaves it almost empty (a pure-L2
 run reached only spline's LSD on validation after 1,000 steps); the multi-resolution STFT loss gives it weight, and
@@ -21,6 +21,8 @@ def get_config(arg: str | None = None):
   c.model.depth = 4  # the r = 4 recipe went to depth 8 later; this model stays as trained and shipped
   c.model.width = 0.125  # channels 16, 32, 64, 64 (0.88M generator params)
   c.loss.lambda_stft = 0.002
+  c.loss.lambda_adv = 1e-4  # as trained and shipped: a critic for collaborative sampling trained alongside ...
+  c.loss.adv_start_step = 10**9  # ... whose term never reaches the generator (the r = 4 stage 1 dropped it later)
   c.train.num_steps = 1200
   c.optim.warmup_steps = 100
   c.train.eval_every = 250

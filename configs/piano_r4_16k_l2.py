@@ -20,10 +20,14 @@ Loss: plain L2. An STFT (or adversarial) term makes the network fill the empty 2
 right level but random phase: LSD falls, but SNR drops below the input's (the first shipped model: LSD 57% below
 spline, SNR 1.4 dB below it). L2 alone learns the part of the band it can predict in phase (the upper partials
 of notes it hears) and beat spline in both metrics, also on an unseen soundfont. A discriminator is trained
-alongside only as the critic of collaborative sampling: its term never reaches the generator.
-15,000 steps, 40-110 minutes on 2 CPU cores by the machine (40.5 min on one, 107.4 min on a second of the same kind).
+alongside in stage 2 only, as the critic of collaborative sampling. (Until 2026-12-02 this stage trained it too,
+with its term never reaching the generator: the same generator updates (tests/train/test_steps.py) for 1.56x the
+step time (bench/RESULTS.md); the shipped model's stage 1 was run that way.)
+15,000 steps: 40-110 minutes on 2 CPU cores by the machine with the critic (40.5 min on one, 107.4 min on a second
+of the same kind), ~1/3 less without it (0.245 s/step on the second).
   python launch/train.py --config=configs/piano_r4_16k_l2.py --workdir=runs/piano_r4_16k_l2
-then stage 2 (configs/piano_r4_16k.py) starts from its weights. The measured results of both, the wall time and the
+then stage 1b (configs/piano_r4_16k_l2b.py, 8,000 more L2 steps) and stage 2 (configs/piano_r4_16k.py) start from
+its weights. The measured results of both, the wall time and the
 exact commands are in pretrained/piano_r4_16k/README.md.
 """
 
@@ -54,8 +58,7 @@ def get_config(arg: str | None = None):
   c.data.workers = 0  # on 2 cores, worker processes cost more than reading cached windows
   c.loss.reconstruction = "l2"
   c.loss.lambda_stft = 0.0  # pure L2: see the docstring (an STFT or adversarial term adds incoherent high band)
-  c.loss.lambda_adv = 1e-4  # > 0 so a discriminator is trained alongside, as the critic of collaborative sampling
-  c.loss.adv_start_step = 10**9  # ... but its term never reaches the generator
+  c.loss.lambda_adv = 0.0  # no discriminator: stage 2 trains the critic of collaborative sampling
   c.optim.lr_g = 3e-4
   c.optim.schedule = "warmup_cosine"
   c.optim.warmup_steps = 200
