@@ -1,8 +1,8 @@
 """Stage 1 of the second, cheaper recipe (configs/piano_r2_16k.py is stage 2): piano super-resolution r = 2 (8 kHz
 sample rate, 4 kHz bandwidth -> 16 kHz). This is also the r = 2 model that shipped before the spectral corridor stage.
 
-The r = 4 recipe's L2 stage (configs/piano_r4_16k_l2.py: the same three-soundfont corpus; plus a critic-only discriminator)
-at depth 4 and width 1/8, with the chain `sample 8000 16000`, a shorter schedule and an STFT term: the band to
+The r = 4 recipe's L2 stage (configs/piano_r4_16k_l2.py: the same three-soundfont corpus; here with a critic-only
+discriminator) at depth 4 and width 1/8, with the chain `sample 8000 16000`, a shorter schedule and an STFT term: the band to
 restore, 4-8 kHz, carries ~40 dB less energy than the rest of a piano, so plain L2 leaves it almost empty (a pure-L2
 run reached only spline's LSD on validation after 1,000 steps); the multi-resolution STFT loss gives it weight, and
 the input's SNR, 2 dB above spline's at r = 2, leaves room for the incoherent part that this adds. The STFT term

@@ -1,8 +1,8 @@
-"""The shipped model's recipe: piano super-resolution r = 4 (4 kHz bandwidth -> 16 kHz), on 2 CPU cores, in two stages.
+"""The shipped model's recipe: piano super-resolution r = 4 (4 kHz bandwidth -> 16 kHz), 2 CPU cores, three stages.
 
 Stage 1, configs/piano_r4_16k_l2.py: the U-Net (depth 8, width 1/8, 1.6M generator params) trained with plain L2 for
 15,000 steps on the three-soundfont piano corpus; stage 1b, configs/piano_r4_16k_l2b.py: 8,000 more L2 steps at a
-third of the learning rate (stages 1 + 1b: ~95 minutes on the slower of this project's 2-core machines). L2 predicts
+third of the learning rate (stages 1 + 1b: ~100 minutes on the slower of this project's 2-core machines). L2 predicts
 the part of the 2-8 kHz band it can in phase, and leaves the rest nearly empty: L2's optimum there is E[y | x] = 0.
 LSD, which is log-spectral and counts every frame and bin alike, punishes that emptiness.
 Stage 2, this file: the same model fine-tuned from stage 1b's weights (train.init_from) with L2 + a spectral corridor

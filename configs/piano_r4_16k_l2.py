@@ -1,6 +1,7 @@
-"""Stage 1 of the shipped r = 4 recipe (configs/piano_r4_16k.py is stage 2): piano super-resolution r = 4 (4 kHz
-bandwidth -> 16 kHz), trained with plain L2 on 2 CPU cores. This is also the model that shipped before the spectral
-corridor stage (git history: pretrained/piano_r4_16k up to the commit that added configs/piano_r4_16k_l2.py).
+"""Stage 1 of the shipped r = 4 recipe (configs/piano_r4_16k_l2b.py is stage 1b, configs/piano_r4_16k.py stage 2):
+piano super-resolution r = 4 (4 kHz bandwidth -> 16 kHz), trained with plain L2 on 2 CPU cores. This is also the
+model that shipped before the spectral corridor stage (git history: pretrained/piano_r4_16k up to the commit that
+added configs/piano_r4_16k_l2.py).
 
 Data: the built-in corpus rendered with Debian's fluidsynth and three General MIDI soundfonts of different timbre
 (sampled pianos: FluidR3, bright; MuseScore General and csound's sf_GMbank, darker), each piece by one of them in

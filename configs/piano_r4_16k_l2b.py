@@ -8,7 +8,8 @@ to 21.15 dB. Their time was freed by dropping stage 1's critic discriminator (36
 generator), so stage 1 + 1b take about as long as stage 1 did with its critic.
   python launch/train.py --config=configs/piano_r4_16k_l2b.py --workdir=runs/piano_r4_16k_l2b
 (reads runs/piano_r4_16k_l2; `--config.train.init_from=DIR` points it elsewhere). 8,000 steps: ~33 minutes of steps
-at 0.245 s/step on the slower of this project's two 2-core machines. Measured results: pretrained/piano_r4_16k/README.md.
+at 0.245 s/step on the slower of this project's two 2-core machines (38.9 min measured, the cores shared).
+Measured results: pretrained/piano_r4_16k/README.md.
 """
 
 from configs import default, piano_r4_16k_l2
