@@ -45,10 +45,10 @@ only, as after the autoencoder phase); quickstart = configs/quickstart.py (depth
 MR-STFT; the torch reference computes the same MR-STFT loss with torch.stft, an FFT, where sr_jax's DFT-by-matmul
 STFT adds 3.4 of the step's 79 counted GFLOP: so quickstart's gflops_per_s credits sr_jax with ~4% work torch does
 not do, while step_s and speedup_vs_torch compare the same loss); piano_r4_16k = configs/piano_r4_16k_l2.py, the
-shipped model's stage 1 (15,000 of its 16,000 steps: depth 8, width 1/8, window 2048, batch 16, L2 and the critic
-discriminator trained alongside), with a constant lr and no clipping (the torch reference has plain Adam only); piano_r4_16k_xla = the same with XLA's
-convolutions throughout; piano_r4_16k_nod = the same without the critic (loss.lambda_adv = 0: the generator's step
-alone, the same updates, since the critic's term never reaches the generator in stage 1).
+shipped recipe's stage 1 (depth 8, width 1/8, window 2048, batch 16, plain L2, no discriminator since 2026-12-02),
+with a constant lr and no clipping (the torch reference has plain Adam only); piano_r4_16k_xla = the same with XLA's
+convolutions throughout; piano_r4_16k_critic = the same with the critic discriminator trained alongside
+(loss.lambda_adv = 1e-4, its term never reaching the generator), as the shipped model's stage 1 was trained.
 The rows in bench/RESULTS.md were measured on the first shipped recipe (depth 4, L2 + MR-STFT + a small adversarial
 term), before the recipe became pure L2 and depth 8. The default
 --configs are l2_d8, gan_ae_d8, piano_r4_16k. Depth-8 steps take many seconds on a 2-core CPU.
@@ -219,14 +219,14 @@ def _recipe_xla(arg=None):
   return c
 
 
-def _recipe_nod(arg=None):
+def _recipe_critic(arg=None):
   c = _recipe(arg)
-  c.loss.lambda_adv = 0.0  # no discriminator trained alongside (stage 1's critic never reaches the generator)
+  c.loss.lambda_adv, c.loss.adv_start_step = 1e-4, 10**9  # a critic trained alongside, never reaching the generator
   return c
 
 
 CONFIGS = {"l2_d8": default.get_config, "gan_ae_d8": _gan_ae, "quickstart": quickstart.get_config,
-           "piano_r4_16k": _recipe, "piano_r4_16k_xla": _recipe_xla, "piano_r4_16k_nod": _recipe_nod}
+           "piano_r4_16k": _recipe, "piano_r4_16k_xla": _recipe_xla, "piano_r4_16k_critic": _recipe_critic}
 
 
 def get_config(name: str, dtype: str | None = None, batch: int | None = None):

@@ -148,7 +148,7 @@ def test_a_run_shorter_than_its_warmup_only_warms_up_and_a_negative_warmup_is_re
 def test_a_critic_whose_term_is_off_leaves_the_generator_updates_as_without_one():
   """Stage 1 of the shipped recipe once trained a critic alongside (lambda_adv > 0, adv_start_step never reached):
   the generator's trajectory is the one of a run without any discriminator (lambda_adv = 0), step for step, so
-  dropping the critic only saves its work (bench/train_step.py: piano_r4_16k vs piano_r4_16k_nod)."""
+  dropping the critic only saves its work (bench/train_step.py: piano_r4_16k_critic vs piano_r4_16k)."""
   runs = {}
   for name, adv in (("critic", 0.1), ("none", 0.0)):
     config = tiny_config(**{"loss.lambda_adv": adv, "loss.adv_start_step": 10**9, "model.dropout": 0.0,
