@@ -139,8 +139,10 @@ def test_a_smaller_stride_overlaps_the_windows(workdir, enhancer):
   assert rate == 16000 and out.shape == default.shape == audio.shape
   np.testing.assert_array_equal(out, reference(half, audio, 16000))
   assert np.max(np.abs(out - default)) > 1e-4  # another stride really gives other windows
-  # Both keep the first window's first 192 samples (a = (512 - 128) // 2 = 192 for stride 128, 128 for 256).
-  np.testing.assert_allclose(out[:128], default[:128], atol=1e-6)
+  # The first window (samples 0-511, the same in both) gives [0, a + stride): a = (512 - 128) // 2 = 192, so 320
+  # samples with stride 128, and 128 + 256 = 384 with 256; the next samples come from other windows.
+  np.testing.assert_allclose(out[:320], default[:320], atol=1e-6)
+  assert np.max(np.abs(out[320:384] - default[320:384])) > 1e-5
 
 
 @pytest.mark.parametrize("stride, words", [(0, "stride must be a positive integer"), (True, "positive integer"),
