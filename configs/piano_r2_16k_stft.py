@@ -2,12 +2,12 @@
 sample rate, 4 kHz bandwidth -> 16 kHz). This is also the r = 2 model that shipped before the spectral corridor stage.
 
 The r = 4 recipe's L2 stage (configs/piano_r4_16k_l2.py: the same three-soundfont corpus; here with a critic-only
-discriminator) at depth 4 and width 1/8, with the chain `sample 8000 16000`, a shorter schedule and an STFT term: the band to
-restore, 4-8 kHz, carries ~40 dB less energy than the rest of a piano, so plain L2 leaves it almost empty (a pure-L2
-run reached only spline's LSD on validation after 1,000 steps); the multi-resolution STFT loss gives it weight, and
-the input's SNR, 2 dB above spline's at r = 2, leaves room for the incoherent part that this adds. The STFT term
-pulls the band to the training soundfonts' level, too bright for a darker piano (an unseen soundfont: LSD only 7%
-below spline); stage 2 replaces it with the spectral corridor.
+discriminator) at depth 4 and width 1/8, with the chain `sample 8000 16000`, a shorter schedule and an STFT term: the
+band to restore, 4-8 kHz, carries ~40 dB less energy than the rest of a piano, so plain L2 leaves it almost empty (a
+pure-L2 run reached only spline's LSD on validation after 1,000 steps); the multi-resolution STFT loss gives it
+weight, and the input's SNR, 2 dB above spline's at r = 2, leaves room for the incoherent part that this adds. The
+STFT term pulls the band to the training soundfonts' level, too bright for a darker piano (an unseen soundfont: LSD
+only 7% below spline); stage 2 replaces it with the spectral corridor.
   python launch/train.py --config=configs/piano_r2_16k_stft.py --workdir=runs/piano_r2_16k_stft
 The measured results, wall time and the exact commands are in pretrained/piano_r2_16k/README.md.
 """

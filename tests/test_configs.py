@@ -38,7 +38,8 @@ def test_piano_recipes():
 
   r4, l2, r2 = piano_r4_16k.get_config(), piano_r4_16k_l2.get_config(), piano_r2_16k.get_config("steps=10")
   stft, l2b = piano_r2_16k_stft.get_config(), piano_r4_16k_l2b.get_config()
-  assert set(r4.keys()) == set(l2.keys()) == set(l2b.keys()) == set(r2.keys()) == set(stft.keys()) == set(default.get_config().keys())
+  assert (set(r4.keys()) == set(l2.keys()) == set(l2b.keys()) == set(r2.keys()) == set(stft.keys())
+          == set(default.get_config().keys()))
   assert chain_rates(r4.data.chain) == (4000, 16000) and chain_rates(r2.data.chain) == (8000, 16000)
   fonts = corpus.soundfont_list(r4.data.soundfont)
   assert len(fonts) == 3 and not any("TimGM6mb" in f for f in fonts)  # the evaluation's unseen soundfont
