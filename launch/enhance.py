@@ -21,6 +21,7 @@ import os
 import _bootstrap  # noqa: F401  (repo root on sys.path)
 from absl import app, flags
 
+from sr_jax.data import windows
 from sr_jax.errors import UserError, exit_on_user_error
 
 # Extensions enhanced in an input folder (what libsndfile reads without extra parameters).
@@ -61,8 +62,8 @@ def check_flags() -> None:
       raise UserError(f"--{name} is required")
   if FLAGS.batch_size < 1:
     raise UserError(f"--batch_size must be a positive number of windows, got {FLAGS.batch_size}")
-  if FLAGS.stride is not None and FLAGS.stride < 1:
-    raise UserError(f"--stride must be a positive number of samples, got {FLAGS.stride}")
+  if FLAGS.stride is not None:
+    windows.check_count(FLAGS.stride, "--stride")
   given = [k for k in COLLAB_KNOBS if FLAGS[k].value is not None]
   if given and not FLAGS.collab:
     raise UserError(f"--{', --'.join(given)} only apply with --collab")

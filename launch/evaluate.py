@@ -18,6 +18,7 @@ import _bootstrap  # noqa: F401  (repo root on sys.path)
 from absl import app
 from absl import flags
 
+from sr_jax.data import windows
 from sr_jax.errors import UserError, exit_on_user_error
 from sr_jax.report import evaluation
 
@@ -54,8 +55,8 @@ def check_flags() -> None:
     raise UserError(f"--seed must not be negative, got {FLAGS.seed}")
   if FLAGS.step is not None and FLAGS.step < 0:
     raise UserError(f"--step must not be negative, got {FLAGS.step}")
-  if FLAGS.stride is not None and FLAGS.stride < 1:
-    raise UserError(f"--stride must be a positive number of samples, got {FLAGS.stride}")
+  if FLAGS.stride is not None:
+    windows.check_count(FLAGS.stride, "--stride")
 
 
 def build_systems(path: str, step: int | None, collab: bool, stride: int | None = None):

@@ -48,7 +48,7 @@ import soundfile as sf
 import soxr
 
 from sr_jax.data import audio as audio_lib
-from sr_jax.data.windows import StreamMerger, WindowStream
+from sr_jax.data.windows import StreamMerger, WindowStream, check_count, check_geometry
 from sr_jax.errors import UserError
 
 BLOCK_FRAMES = 1 << 16  # input frames read (and resampled) at a time
@@ -120,8 +120,8 @@ class Enhancer:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
       raise UserError(f"batch size must be a positive integer, got {batch_size!r}")
     self.batch_size = batch_size
-    if stride is not None and (isinstance(stride, bool) or not isinstance(stride, int) or stride < 1):
-      raise UserError(f"stride must be a positive integer number of samples, got {stride!r}")
+    if stride is not None:
+      check_count(stride, "stride")  # before the checkpoint is read
     try:
       self.checkpoint = find_step_dir(path, step)
     except OSError:  # e.g. an existing folder without checkpoints/ or step folders
@@ -138,10 +138,8 @@ class Enhancer:
       raise UserError(f"cannot read the checkpoint {self.checkpoint} ({audio_lib._reason(e)})") from None
     data = self.config.data
     self.rate = audio_lib.check_rate(int(data.rate), "config.data.rate of the checkpoint")
-    self.window, self.stride = int(data.window), int(data.eval_stride if stride is None else stride)
-    if self.stride > self.window:
-      raise UserError(f"stride ({self.stride}) must not exceed the model's window ({self.window} samples at "
-                      f"{self.rate} Hz): the samples between windows would be lost")
+    self.window, self.stride = check_geometry(int(data.window), int(data.eval_stride if stride is None else stride),
+                                              f"the model's window ({int(data.window)} samples at {self.rate} Hz)")
     self.gen = build_generator(self.config)
     params = _checked(nets["gen"]["params"], self.gen, self.window, self.checkpoint, "generator")
     if collab:

@@ -41,31 +41,33 @@ import numpy as np
 from sr_jax.errors import UserError
 
 
-def _check_int(value, name: str, minimum: int) -> int:
-  """`value` as an int >= `minimum`; anything else is a `UserError` naming `name`."""
-  if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-    raise UserError(f"{name} must be an integer number of samples, got {value!r}")
-  if value < minimum:
-    kind = "positive" if minimum == 1 else f">= {minimum}"
-    raise UserError(f"{name} must be {kind}, got {value}")
+def check_count(value, name: str, minimum: int = 1, unit: str = "samples") -> int:
+  """`value` as an int >= `minimum` (1: positive, 0: non-negative); anything else (a float, a bool, too small) is a
+  `UserError` naming `name` and the unit: one message for every window/stride/length check of the package and its
+  launchers."""
+  assert minimum in (0, 1), minimum
+  if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    kind = "a positive" if minimum == 1 else "a non-negative"
+    raise UserError(f"{name} must be {kind} integer number of {unit}, got {value!r}")
   return int(value)
 
 
-def _check_geometry(window: int, stride: int) -> tuple[int, int]:
-  """Validates a (window, stride) pair: both positive integers and stride <= window."""
-  window = _check_int(window, "window", 1)
-  stride = _check_int(stride, "stride", 1)
+def check_geometry(window: int, stride: int, window_label: str | None = None) -> tuple[int, int]:
+  """Validates a (window, stride) pair: both positive integers and stride <= window. `window_label` names the
+  window in the message (default "window (W)")."""
+  window = check_count(window, "window")
+  stride = check_count(stride, "stride")
   if stride > window:
-    raise UserError(f"stride ({stride}) must not exceed window ({window}): the samples between windows "
-                    "would be lost")
+    label = window_label or f"window ({window})"
+    raise UserError(f"stride ({stride}) must not exceed {label}: the samples between windows would be lost")
   return window, stride
 
 
 def num_windows(length: int, window: int, stride: int) -> int:
   """Number of windows `split` makes of `length` samples: 1 if length <= window, else
   ceil((length - window) / stride) + 1."""
-  window, stride = _check_geometry(window, stride)
-  length = _check_int(length, "length", 0)
+  window, stride = check_geometry(window, stride)
+  length = check_count(length, "length", 0)
   if length <= window:
     return 1
   return -(-(length - window) // stride) + 1
@@ -94,7 +96,7 @@ def split(x, window: int, stride: int) -> np.ndarray:
   Window i covers [i*stride, i*stride + window) of `x` zero-padded at the end; a signal shorter than one
   window gives one zero-padded window. See the module docstring for the picture.
   """
-  window, stride = _check_geometry(window, stride)
+  window, stride = check_geometry(window, stride)
   x = _as_signal(x, "split's input")
   n = num_windows(len(x), window, stride)
   padded = np.zeros((n - 1) * stride + window, np.float32)
@@ -131,7 +133,7 @@ def merge(windows, window: int, stride: int, length: int) -> np.ndarray:
   `windows` has shape (num_windows(length, window, stride), window). Each window contributes its centre,
   the first and last windows also their outer edges (module docstring); the result is float32 (length,).
   """
-  window, stride = _check_geometry(window, stride)
+  window, stride = check_geometry(window, stride)
   n = num_windows(length, window, stride)
   windows = _as_windows(windows, window, "merge's windows")
   if len(windows) != n:
@@ -149,7 +151,7 @@ class WindowStream:
   """
 
   def __init__(self, window: int, stride: int):
-    self.window, self.stride = _check_geometry(window, stride)
+    self.window, self.stride = check_geometry(window, stride)
     self._buffer = np.zeros(0, np.float32)  # samples from emitted * stride on
     self.frames = 0  # samples pushed so far
     self.emitted = 0  # windows returned so far
@@ -197,7 +199,7 @@ def stream_split(chunks: Iterable, window: int, stride: int, batch: int | None =
   """
   stream = WindowStream(window, stride)  # validates now, not at the first next()
   if batch is not None:
-    batch = _check_int(batch, "batch", 1)
+    batch = check_count(batch, "batch", unit="windows")
   return _batched(stream, chunks, batch)
 
 
@@ -234,7 +236,7 @@ class StreamMerger:
   """
 
   def __init__(self, window: int, stride: int):
-    self.window, self.stride = _check_geometry(window, stride)
+    self.window, self.stride = check_geometry(window, stride)
     self._pending: np.ndarray | None = None  # the latest window, (1, window)
     self.windows = 0  # windows pushed so far
     self._merged = 0  # windows whose samples were returned (all but the pending one)

@@ -291,19 +291,19 @@ def test_stream_memory_bounded_on_long_signal():
 # --- argument checks --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: wd.num_windows(10, 0, 1), "window must be positive, got 0"),
-    (lambda: wd.num_windows(10, -4, 1), "window must be positive, got -4"),
-    (lambda: wd.num_windows(10, 4, 0), "stride must be positive, got 0"),
-    (lambda: wd.split(np.zeros(10), 4, -1), "stride must be positive, got -1"),
+    (lambda: wd.num_windows(10, 0, 1), "window must be a positive integer number of samples, got 0"),
+    (lambda: wd.num_windows(10, -4, 1), "window must be a positive integer number of samples, got -4"),
+    (lambda: wd.num_windows(10, 4, 0), "stride must be a positive integer number of samples, got 0"),
+    (lambda: wd.split(np.zeros(10), 4, -1), "stride must be a positive integer number of samples, got -1"),
     (lambda: wd.split(np.zeros(10), 4, 5), r"stride \(5\) must not exceed window \(4\)"),
     (lambda: wd.merge(np.zeros((3, 4)), 4, 5, 7), r"stride \(5\) must not exceed window \(4\)"),
-    (lambda: wd.split(np.zeros(10), 4.0, 2), "window must be an integer number of samples, got 4.0"),
-    (lambda: wd.num_windows(10, 4, True), "stride must be an integer number of samples, got True"),
-    (lambda: wd.num_windows(-1, 4, 2), "length must be >= 0, got -1"),
-    (lambda: wd.merge(np.zeros((3, 4)), 4, 2, -2), "length must be >= 0, got -2"),
+    (lambda: wd.split(np.zeros(10), 4.0, 2), "window must be a positive integer number of samples, got 4.0"),
+    (lambda: wd.num_windows(10, 4, True), "stride must be a positive integer number of samples, got True"),
+    (lambda: wd.num_windows(-1, 4, 2), "length must be a non-negative integer number of samples, got -1"),
+    (lambda: wd.merge(np.zeros((3, 4)), 4, 2, -2), "length must be a non-negative integer number of samples, got -2"),
     (lambda: wd.WindowStream(4, 8), r"stride \(8\) must not exceed window \(4\)"),
-    (lambda: wd.StreamMerger(0, 0), "window must be positive, got 0"),
-    (lambda: wd.stream_split([np.zeros(3)], 4, 2, batch=0), "batch must be positive, got 0"),  # eager
+    (lambda: wd.StreamMerger(0, 0), "window must be a positive integer number of samples, got 0"),
+    (lambda: wd.stream_split([np.zeros(3)], 4, 2, batch=0), "batch must be a positive integer number of windows, got 0"),  # eager
     (lambda: wd.stream_split([np.zeros(3)], 4, 6), r"stride \(6\) must not exceed window \(4\)"),
 ])
 def test_bad_geometry_is_user_error(call, message):

@@ -303,7 +303,7 @@ def test_launcher_user_errors(tmp_path):
                                                             f"--report={tmp_path / 'r'}"],
       "give exactly one of --workdir": [data, f"--report={tmp_path / 'r'}"],
       "no checkpoint at .*run: the folder does not exist": [ckpt, data, f"--report={tmp_path / 'r'}"],
-      "--stride must be a positive number of samples, got -4": [ckpt, data, f"--report={tmp_path / 'r'}",
+      "--stride must be a positive integer number of samples, got -4": [ckpt, data, f"--report={tmp_path / 'r'}",
                                                                 "--stride=-4"],
   }
   for (pattern, _), result in zip(cases.items(), _launch_all(list(cases.values()))):
