@@ -31,32 +31,38 @@ def test_recipes_start_from_the_defaults_and_take_overrides():
 
 
 def test_piano_recipes():
-  from configs import piano_r2_16k, piano_r2_16k_stft, piano_r4_16k, piano_r4_16k_l2, piano_r4_16k_l2b  # noqa: PLC0415
+  from configs import (piano_r2_16k, piano_r2_16k_stft, piano_r4_16k, piano_r4_16k_l2,  # noqa: PLC0415
+                       piano_r4_16k_l2b, piano_r4_16k_l2c)
   from sr_jax.data import corpus  # noqa: PLC0415
   from sr_jax.data.degrade import chain_rates  # noqa: PLC0415
   from sr_jax.train import state as state_lib  # noqa: PLC0415
 
   r4, l2, r2 = piano_r4_16k.get_config(), piano_r4_16k_l2.get_config(), piano_r2_16k.get_config("steps=10")
-  stft, l2b = piano_r2_16k_stft.get_config(), piano_r4_16k_l2b.get_config()
-  assert (set(r4.keys()) == set(l2.keys()) == set(l2b.keys()) == set(r2.keys()) == set(stft.keys())
-          == set(default.get_config().keys()))
+  stft, l2b, l2c = piano_r2_16k_stft.get_config(), piano_r4_16k_l2b.get_config(), piano_r4_16k_l2c.get_config()
+  assert (set(r4.keys()) == set(l2.keys()) == set(l2b.keys()) == set(l2c.keys()) == set(r2.keys())
+          == set(stft.keys()) == set(default.get_config().keys()))
   assert chain_rates(r4.data.chain) == (4000, 16000) and chain_rates(r2.data.chain) == (8000, 16000)
   fonts = corpus.soundfont_list(r4.data.soundfont)
   assert len(fonts) == 3 and not any("TimGM6mb" in f for f in fonts)  # the evaluation's unseen soundfont
   assert r2.data.soundfont == l2.data.soundfont == r4.data.soundfont and r2.train.num_steps == 10
-  # stages 1 and 1b are plain L2 without a discriminator (1b continues 1 at a lower lr, with another shuffle);
-  # stage 2 fine-tunes stage 1b's model (same shapes) with L2 + the spectral corridor
-  for c in (l2, l2b):
+  # stages 1, 1b and 1c are plain L2 without a discriminator (1b continues 1 at a lower lr, with another shuffle;
+  # 1c repeats 1b from 1b's model with a third shuffle); stage 2 fine-tunes stage 1c's model (same shapes) with
+  # L2 + the spectral corridor
+  for c in (l2, l2b, l2c):
     assert c.loss.lambda_stft == 0 and c.loss.lambda_floor == 0 and c.loss.lambda_adv == 0
     state_lib.check_config(c)
   assert not l2.train.init_from and l2b.train.init_from == "runs/piano_r4_16k_l2"
   assert l2b.optim.lr_g < l2.optim.lr_g and l2b.data.shuffle_seed != l2.data.shuffle_seed
-  assert r4.train.init_from == "runs/piano_r4_16k_l2b" and r4.loss.lambda_floor > 0 and r4.loss.lambda_stft == 0
+  assert l2c.train.init_from == "runs/piano_r4_16k_l2b" and l2c.optim.to_dict() == l2b.optim.to_dict()
+  assert l2c.train.num_steps == l2b.train.num_steps and l2c.data.shuffle_seed not in (0, l2b.data.shuffle_seed)
+  assert l2.data.shuffle_seed == 0
+  assert r4.train.init_from == "runs/piano_r4_16k_l2c" and r4.loss.lambda_floor > 0 and r4.loss.lambda_stft == 0
   assert r4.loss.floor_db < 0.0 < r4.loss.ceiling_db == 6.0 and r2.loss.ceiling_db == 0.0  # r2: as it was trained
-  assert r4.model.to_dict() == l2.model.to_dict() == l2b.model.to_dict()
+  assert r4.model.to_dict() == l2.model.to_dict() == l2b.model.to_dict() == l2c.model.to_dict()
   assert r4.data.to_dict() == l2.data.to_dict()
-  assert {k: v for k, v in l2b.data.items() if k != "shuffle_seed"} == {k: v for k, v in l2.data.items()
-                                                                         if k != "shuffle_seed"}
+  for c in (l2b, l2c):
+    assert {k: v for k, v in c.data.items() if k != "shuffle_seed"} == {k: v for k, v in l2.data.items()
+                                                                        if k != "shuffle_seed"}
   # stage 2 trains a discriminator (a critic for collaborative sampling) that never steers the generator
   for c in (r4, stft, r2):
     assert c.loss.lambda_adv > 0 and c.loss.adv_start_step > c.train.num_steps
