@@ -13,8 +13,6 @@ Measured results: pretrained/piano_r4_16k/README.md.
 
 from configs import default, piano_r4_16k_l2b
 
-SOUNDFONTS = piano_r4_16k_l2b.SOUNDFONTS
-
 
 def get_config(arg: str | None = None):
   c = piano_r4_16k_l2b.get_config()

@@ -54,8 +54,8 @@ def test_piano_recipes():
   assert not l2.train.init_from and l2b.train.init_from == "runs/piano_r4_16k_l2"
   assert l2b.optim.lr_g < l2.optim.lr_g and l2b.data.shuffle_seed != l2.data.shuffle_seed
   assert l2c.train.init_from == "runs/piano_r4_16k_l2b" and l2c.optim.to_dict() == l2b.optim.to_dict()
-  assert l2c.train.num_steps == l2b.train.num_steps and l2c.data.shuffle_seed not in (0, l2b.data.shuffle_seed)
-  assert l2.data.shuffle_seed == 0
+  assert l2c.train.num_steps == l2b.train.num_steps
+  assert l2c.data.shuffle_seed not in (l2.data.shuffle_seed, l2b.data.shuffle_seed)  # a third order of the windows
   assert r4.train.init_from == "runs/piano_r4_16k_l2c" and r4.loss.lambda_floor > 0 and r4.loss.lambda_stft == 0
   assert r4.loss.floor_db < 0.0 < r4.loss.ceiling_db == 6.0 and r2.loss.ceiling_db == 0.0  # r2: as it was trained
   assert r4.model.to_dict() == l2.model.to_dict() == l2b.model.to_dict() == l2c.model.to_dict()
