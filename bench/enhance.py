@@ -2,7 +2,7 @@ r"""How fast is enhancement, and does its memory stay flat in the file length? R
 
   python bench/enhance.py [--minutes=1,10,60 --collab=false,true --json=FILE]
                           [--checkpoint=STEP_DIR | --workdir=RUN] [--batch=16 --rate=16000 --signal=piano|noise]
-                          [--eta=1.0 --max_steps=K --tmpdir=DIR]
+                          [--eta=1.0 --max_steps=K --tmpdir=DIR] [--stride=N]
 
 Each input length is enhanced in a fresh subprocess through the product path, `sr_jax.enhance.Enhancer(...)
 .enhance_file(src, dst)`: soundfile blocks -> soxr (when --rate differs from the model's) -> windows -> batches of
@@ -54,6 +54,8 @@ def define_flags() -> None:
   flags.DEFINE_string("checkpoint", None, "A step folder (state/ + config/) of a trained model.")
   flags.DEFINE_string("workdir", None, "Or a training workdir (its latest checkpoint).")
   flags.DEFINE_integer("batch", 16, "Windows per network call (Enhancer batch_size).")
+  flags.DEFINE_integer("stride", None, "Hop between windows (Enhancer stride; default: the checkpoint's "
+                       "config.data.eval_stride). Below the window the network does window / stride times the work.")
   flags.DEFINE_integer("rate", 16000, "Sample rate of the generated input files.")
   flags.DEFINE_enum("signal", "piano", ["piano", "noise"], "Generated input: a looped piano phrase, or white noise.")
   flags.DEFINE_float("eta", 1.0, "Collaborative sampling: stop once D(y) >= eta (1.0: never early).")
@@ -115,12 +117,12 @@ def make_checkpoint(workdir: str, arg: str = "loss.lambda_adv=0.01") -> str:
 
 
 def measure(checkpoint: str, src: str, warmup: str, collab: bool, batch: int, eta: float,
-            max_steps: int | None) -> dict:
+            max_steps: int | None, stride: int | None = None) -> dict:
   """Loads the model, enhances `warmup`, then `src` (outputs beside them, removed); seconds and timings."""
   from sr_jax.enhance import Enhancer  # noqa: PLC0415
 
   start = time.perf_counter()
-  enhancer = Enhancer(checkpoint, batch_size=batch, collab=collab,
+  enhancer = Enhancer(checkpoint, batch_size=batch, collab=collab, stride=stride,
                       collab_overrides={"eta": eta, "max_steps": max_steps} if collab else None)
   outputs = [f"{warmup}.out.wav", f"{src}.out.wav"]
   try:
@@ -132,16 +134,19 @@ def measure(checkpoint: str, src: str, warmup: str, collab: bool, batch: int, et
       if os.path.exists(path):
         os.remove(path)
   return {"collab": enhancer.collab, "seconds": report.seconds, "elapsed_s": report.elapsed, "warmup_s": warmup_s,
-          "realtime_factor": report.seconds / report.elapsed, "frames_out": report.frames_out}
+          "realtime_factor": report.seconds / report.elapsed, "frames_out": report.frames_out,
+          "stride": enhancer.stride}
 
 
 def measure_in_subprocess(checkpoint: str, src: str, warmup: str, collab: bool, batch: int = 16, eta: float = 1.0,
-                          max_steps: int | None = None) -> dict:
+                          max_steps: int | None = None, stride: int | None = None) -> dict:
   """`measure` in a fresh Python process; adds its peak RSS (MiB). A failure is a UserError with its last line."""
   args = [sys.executable, os.path.abspath(__file__), f"--measure={src}", f"--warmup_input={warmup}",
           f"--checkpoint={checkpoint}", f"--collab={str(collab).lower()}", f"--batch={batch}", f"--eta={eta}"]
   if max_steps is not None:
     args.append(f"--max_steps={max_steps}")
+  if stride is not None:
+    args.append(f"--stride={stride}")
   with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
     p = subprocess.Popen(args, stdout=out, stderr=err, text=True)
     _, status, usage = os.wait4(p.pid, 0)  # the child's own rusage (RUSAGE_CHILDREN would be the max of all)
@@ -201,7 +206,7 @@ def main(argv):
   collabs = parse_bools(FLAGS.collab)
   if FLAGS.measure:
     print(json.dumps(measure(FLAGS.checkpoint, FLAGS.measure, FLAGS.warmup_input, collabs[0], FLAGS.batch,
-                             FLAGS.eta, FLAGS.max_steps)), flush=True)
+                             FLAGS.eta, FLAGS.max_steps, FLAGS.stride)), flush=True)
     return
   minutes = parse_minutes(FLAGS.minutes)
   with tempfile.TemporaryDirectory(prefix="sr_jax_bench_enhance_", dir=FLAGS.tmpdir) as tmp:
@@ -210,8 +215,9 @@ def main(argv):
 
     c = restore_config(model)
     label = model if FLAGS.checkpoint or FLAGS.workdir else "untrained configs/quickstart.py (lambda_adv 0.01)"
-    print(f"model {label}: depth {c.model.depth}, width {c.model.width}, window {c.data.window}, eval stride "
-          f"{c.data.eval_stride}, rate {c.data.rate}; batch {FLAGS.batch}; collab K = "
+    stride = c.data.eval_stride if FLAGS.stride is None else FLAGS.stride
+    print(f"model {label}: depth {c.model.depth}, width {c.model.width}, window {c.data.window}, stride {stride}"
+          f"{'' if FLAGS.stride is None else ' (--stride)'}, rate {c.data.rate}; batch {FLAGS.batch}; collab K = "
           f"{FLAGS.max_steps if FLAGS.max_steps is not None else c.collab.max_steps}, eta {FLAGS.eta}; input "
           f"{FLAGS.signal} at {FLAGS.rate} Hz; {common.machine()}", flush=True)
     warmup = os.path.join(tmp, "warmup.wav")
@@ -221,7 +227,7 @@ def main(argv):
       src = os.path.join(tmp, f"{m:g}min.wav")
       write_signal(src, 60 * m, FLAGS.rate, FLAGS.signal)
       for collab in collabs:
-        r = measure_in_subprocess(model, src, warmup, collab, FLAGS.batch, FLAGS.eta, FLAGS.max_steps)
+        r = measure_in_subprocess(model, src, warmup, collab, FLAGS.batch, FLAGS.eta, FLAGS.max_steps, FLAGS.stride)
         rows.append({"name": f"{m:g} min{' collab' if collab else ''}", "minutes": m, **r})
         print(f"  {rows[-1]['name']}: {r['realtime_factor']:.1f}x real time, peak RSS {r['peak_rss_mb']:.0f} MiB",
               flush=True)
@@ -230,7 +236,8 @@ def main(argv):
   print("targets: realtime_factor >= 20 for the shipped model on 2 cores; peak RSS of 60 min within 10% of 1 min")
   print("\n".join(f"  {line}" for line in target_lines(rows)))
   if FLAGS.json:
-    common.write_json(FLAGS.json, rows, model=label, batch=FLAGS.batch, rate=FLAGS.rate, signal=FLAGS.signal)
+    common.write_json(FLAGS.json, rows, model=label, batch=FLAGS.batch, rate=FLAGS.rate, signal=FLAGS.signal,
+                      stride=stride)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 Stage 1, configs/piano_r4_16k_l2.py: the U-Net (depth 8, width 1/8, 1.6M generator params) trained with plain L2 for
 15,000 steps on the three-soundfont piano corpus; stage 1b, configs/piano_r4_16k_l2b.py: 8,000 more L2 steps at a
 third of the learning rate; stages 1c and 1d, configs/piano_r4_16k_l2c.py and _l2d.py: 8,000 more each, the same way
-(stages 1 to 1d: ~108 minutes on the faster of this project's 2-core machines, ~2 h 50 min on the slower). L2 predicts the part of the
-2-8 kHz band it can in phase, and leaves the rest nearly empty: L2's optimum there is E[y | x] = 0.
+(stages 1 to 1d: ~108 minutes on the faster of this project's 2-core machines, ~2 h 45 min on the slower). L2
+predicts the part of the 2-8 kHz band it can in phase, and leaves the rest nearly empty: L2's optimum there is
+E[y | x] = 0.
 LSD, which is log-spectral and counts every frame and bin alike, punishes that emptiness.
 Stage 2, this file: the same model fine-tuned from stage 1d's weights (train.init_from) with L2 + a spectral corridor
 (losses.spectral_floor_loss): no cost while the output's level lies between FLOOR_DB below the target's (per
@@ -38,10 +39,11 @@ def get_config(arg: str | None = None):
   c.loss.floor_db = FLOOR_DB
   c.loss.floor_pool = 16  # bands of 16 bins (500 Hz at n_fft 512): the floor does not chase each dip of a fill
   c.loss.ceiling_db = 6.0  # per bin: never more than 6 dB above the target's level
-  # enhance/evaluate (and validation) overlap the 2048-sample windows by half and keep each one's centre, whose
-  # output saw audio on both sides: +0.06 to +0.11 dB of SNR on the test sets for twice the network's work
-  # (512: under 0.01 dB more); `--stride=2048` on either command is the faster, unoverlapped way
-  c.data.eval_stride = 1024
+  # enhance/evaluate (and validation) overlap the 2048-sample windows by a quarter and keep each one's centre 1536
+  # samples, which saw audio on both sides: +0.06 to +0.10 dB of SNR on the test sets for 4/3 of the network's work
+  # (1024: 0.02-0.03 dB more for twice the work, below bench/enhance.py's 20x real time on 2 cores); `--stride=2048`
+  # on either command is the unoverlapped way, `--stride=1024` the slower one
+  c.data.eval_stride = 1536
   c.optim.lr_g = 1e-4
   c.optim.warmup_steps = 50
   c.train.num_steps = 1000

@@ -93,6 +93,9 @@ def test_measure_in_subprocess_plain_and_collab(checkpoint, tmp_path):
     assert r["realtime_factor"] == pytest.approx(0.5 / r["elapsed_s"])
     assert r["warmup_s"] > 0
     assert 100 < r["peak_rss_mb"] < 4000  # a process that imported jax, measured by its own rusage
+    assert r["stride"] == 256  # the checkpoint's config.data.eval_stride
+  r = enhance.measure_in_subprocess(checkpoint, src, warm, False, batch=16, stride=128)  # overlapped windows
+  assert r["stride"] == 128 and r["frames_out"] == 8000
   assert sorted(os.listdir(tmp_path)) == ["src.wav", "warm.wav"]  # the outputs are removed
 
 

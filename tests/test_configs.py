@@ -61,8 +61,8 @@ def test_piano_recipes():
   assert r4.train.init_from == "runs/piano_r4_16k_l2d" and r4.loss.lambda_floor > 0 and r4.loss.lambda_stft == 0
   assert r4.loss.floor_db < 0.0 < r4.loss.ceiling_db == 6.0 and r2.loss.ceiling_db == 0.0  # r2: as it was trained
   assert all(c.model.to_dict() == r4.model.to_dict() for c in stage1)
-  # the shipped model enhances with windows overlapped by half (its saved config is stage 2's); training data the same
-  assert r4.data.eval_stride == r4.data.window // 2 and l2.data.eval_stride == l2.data.window
+  # the shipped model enhances with overlapped windows (its saved config is stage 2's); training data the same
+  assert r4.data.eval_stride == 3 * r4.data.window // 4 and l2.data.eval_stride == l2.data.window
   assert {k: v for k, v in r4.data.items() if k != "eval_stride"} == {k: v for k, v in l2.data.items()
                                                                       if k != "eval_stride"}
   for c in stage1[1:]:
