@@ -15,8 +15,6 @@ from configs import default, piano_r4_16k_l2b
 
 
 def get_config(arg: str | None = None):
-  c = piano_r4_16k_l2b.get_config()
-  c.train.init_from = "runs/piano_r4_16k_l2b"
-  c.data.shuffle_seed = 2  # a third order of the training windows
+  c = piano_r4_16k_l2b.continue_from("piano_r4_16k_l2b", 2)  # a third order of the training windows
   default.apply_overrides(c, arg)
   return c

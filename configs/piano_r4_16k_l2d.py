@@ -11,12 +11,10 @@ faster of this project's machines, ~33 on the slower.
 Measured results: pretrained/piano_r4_16k/README.md.
 """
 
-from configs import default, piano_r4_16k_l2c
+from configs import default, piano_r4_16k_l2b
 
 
 def get_config(arg: str | None = None):
-  c = piano_r4_16k_l2c.get_config()
-  c.train.init_from = "runs/piano_r4_16k_l2c"
-  c.data.shuffle_seed = 3  # a fourth order of the training windows
+  c = piano_r4_16k_l2b.continue_from("piano_r4_16k_l2c", 3)  # a fourth order of the training windows
   default.apply_overrides(c, arg)
   return c
