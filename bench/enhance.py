@@ -169,6 +169,17 @@ def parse_bools(values: list[str]) -> list[bool]:
   return [table[v.strip().lower()] for v in values]
 
 
+def resolve_stride(config, stride: int | None) -> int:
+  """The hop the measurement uses: --stride, checked against the model's window before any file is made, or the
+  checkpoint's config.data.eval_stride."""
+  if stride is None:
+    return int(config.data.eval_stride)
+  from sr_jax.data.windows import check_geometry  # noqa: PLC0415
+
+  window = int(config.data.window)
+  return check_geometry(window, stride, f"the model's window ({window} samples)")[1]
+
+
 def parse_minutes(values: list[str]) -> list[float]:
   try:
     minutes = [float(v) for v in values]
@@ -215,7 +226,7 @@ def main(argv):
 
     c = restore_config(model)
     label = model if FLAGS.checkpoint or FLAGS.workdir else "untrained configs/quickstart.py (lambda_adv 0.01)"
-    stride = c.data.eval_stride if FLAGS.stride is None else FLAGS.stride
+    stride = resolve_stride(c, FLAGS.stride)
     print(f"model {label}: depth {c.model.depth}, width {c.model.width}, window {c.data.window}, stride {stride}"
           f"{'' if FLAGS.stride is None else ' (--stride)'}, rate {c.data.rate}; batch {FLAGS.batch}; collab K = "
           f"{FLAGS.max_steps if FLAGS.max_steps is not None else c.collab.max_steps}, eta {FLAGS.eta}; input "

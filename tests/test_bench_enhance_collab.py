@@ -99,6 +99,15 @@ def test_measure_in_subprocess_plain_and_collab(checkpoint, tmp_path):
   assert sorted(os.listdir(tmp_path)) == ["src.wav", "warm.wav"]  # the outputs are removed
 
 
+def test_resolve_stride_checks_the_flag_against_the_window(checkpoint):
+  config = restore_config(checkpoint)  # window 256, eval_stride 256
+  assert enhance.resolve_stride(config, None) == 256 and enhance.resolve_stride(config, 192) == 192
+  with pytest.raises(UserError, match="stride must be a positive integer"):
+    enhance.resolve_stride(config, 0)
+  with pytest.raises(UserError, match=r"stride \(512\) must not exceed the model's window \(256 samples\)"):
+    enhance.resolve_stride(config, 512)
+
+
 def test_measure_in_subprocess_reports_the_child_error(tmp_path):
   src = str(tmp_path / "src.wav")
   enhance.write_signal(src, 0.1, 16000, "noise")
