@@ -187,6 +187,16 @@ def _render_job(job: dict) -> dict:
               soundfont=os.path.basename(job["soundfont"]) if job["soundfont"] else "")
 
 
+def check_splits(splits) -> tuple[str, ...]:
+  """Split names (a sequence or a comma-separated string) -> a tuple in SPLITS order; `UserError` if empty or
+  unknown."""
+  names = [k.strip() for k in (splits.split(",") if isinstance(splits, str) else splits)]
+  bad = [k for k in names if k not in SPLITS]
+  if bad or not names:
+    raise UserError(f"splits must be some of {', '.join(SPLITS)} (comma-separated), got {splits!r}")
+  return tuple(k for k in SPLITS if k in names)
+
+
 def _check_args(minutes: float, rate: int, renderer: str, soundfont, workers: int | None) -> list[str]:
   """Validates the arguments of `build_corpus`; returns the soundfonts' absolute paths (fluidsynth: at least the
   default one) or [] (synth)."""
@@ -210,7 +220,7 @@ def _check_args(minutes: float, rate: int, renderer: str, soundfont, workers: in
 
 def build_corpus(out_dir: str, minutes: float = 30.0, rate: int = 16000, renderer: str = "synth",
                  soundfont=None, seed: int = 0, workers: int | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, splits=SPLITS) -> dict:
   """Builds (or completes) the music21 piano corpus in `out_dir`; returns `summary(...)`.
 
   Each split gets its share (80/10/10) of `minutes`, at least one piece. Pieces already in the manifest with
@@ -218,23 +228,32 @@ def build_corpus(out_dir: str, minutes: float = 30.0, rate: int = 16000, rendere
   `minutes` only adds pieces. A folder built with another renderer, rate, seed or soundfont is a `UserError`.
   `soundfont` (fluidsynth): one path, or several (comma-separated string or list) taken in turn along each
   split's pick order, so the splits hold the timbres in about equal measure.
+  `splits`: build only these (names or a comma-separated string), e.g. "test" for an evaluation set: they get the
+  same pieces, bytes and share of `minutes` as in a full build (each split is filled in its own order), and a later
+  build of all splits into the same folder renders only the others.
   """
   t0 = time.time()
   fonts = _check_args(minutes, rate, renderer, soundfont, workers)
+  splits = check_splits(splits)
   stamp = dict(kind="music21", version=STAMP_VERSION, renderer=renderer, rate=int(rate), seed=int(seed),
                soundfont=(fonts[0] if len(fonts) == 1 else fonts) or None)
   state = open_folder(out_dir, stamp)
   rows = present_rows(out_dir)
-  if state.get("complete_minutes", 0.0) >= minutes and len(rows) == len(read_manifest(out_dir)):
+  done = {k: max(state.get("complete_minutes", 0.0), state.get("complete_splits", {}).get(k, 0.0)) for k in SPLITS}
+  if all(done[k] >= minutes for k in splits) and len(rows) == len(read_manifest(out_dir)):
     return summary(out_dir, rows, t0, rendered=0, skipped=len(rows))
   queues = plan(corpus_files(), seed)
   for q in queues.values():
     for i, cand in enumerate(q):
       cand["soundfont"] = fonts[i % len(fonts)] if fonts else ""
   common = dict(out_dir=out_dir, rate=int(rate), renderer=renderer, seed=int(seed))
-  filler = _Filler(queues, rows, minutes, common, out_dir, progress)
+  filler = _Filler(queues, rows, minutes, common, out_dir, progress, splits)
   filler.run(workers or os.cpu_count() or 1)
-  write_state(out_dir, dict(state, complete_minutes=max(minutes, state.get("complete_minutes", 0.0))))
+  complete = {k: max(minutes, done[k]) if k in splits else done[k] for k in SPLITS}
+  if min(complete.values()) > 0.0:
+    state["complete_minutes"] = min(complete.values())
+  state["complete_splits"] = complete
+  write_state(out_dir, state)
   return summary(out_dir, rows, t0, rendered=filler.rendered, skipped=filler.skipped, failed=len(filler.failed))
 
 
@@ -244,8 +263,9 @@ class _Filler:
   place and the manifest rewritten after each new piece. A split is fed while its accepted plus expected
   seconds fall short; pieces rendered beyond the quota are deleted."""
 
-  def __init__(self, queues, rows, minutes, common, out_dir, progress):
+  def __init__(self, queues, rows, minutes, common, out_dir, progress, splits=SPLITS):
     self.queues, self.rows, self.minutes, self.common = queues, rows, minutes, common
+    self.splits = tuple(splits)  # the others are left as they are
     self.out_dir, self.progress = out_dir, progress
     self.quota = {s: minutes * 60.0 * p / 100.0 for s, p in zip(SPLITS, SPLIT_PERCENT)}
     self.total, self.count = dict.fromkeys(SPLITS, 0.0), dict.fromkeys(SPLITS, 0)
@@ -255,7 +275,8 @@ class _Filler:
     self.submitted, self.failed, self.rendered, self.skipped = set(), {}, 0, 0
 
   def finished(self, s: str) -> bool:
-    return (self.total[s] >= self.quota[s] and self.count[s] > 0) or self.accept_at[s] >= len(self.queues[s])
+    return (s not in self.splits or (self.total[s] >= self.quota[s] and self.count[s] > 0)
+            or self.accept_at[s] >= len(self.queues[s]))
 
   def need(self, s: str) -> float | None:
     """How short split `s` is (fraction of its quota) counting pieces in flight; None if it needs no more."""

@@ -178,6 +178,34 @@ def test_build_corpus_completes_missing_files(built, tmp_path):
   _same_bytes(out, copy)
 
 
+def test_build_only_the_test_split_then_the_rest(built, tmp_path):
+  out, _ = built
+  full = {r["piece"]: r for r in corpus.read_manifest(out)}
+  only = str(tmp_path / "only_test")
+  s = corpus.build_corpus(only, minutes=0.3, rate=8000, workers=1, progress=False, splits="test")
+  rows = _check_layout(only, 8000)
+  assert {r["split"] for r in rows} == {"test"} and s["pieces"]["train"] == s["pieces"]["valid"] == 0
+  assert s["rendered"] == len(rows) == sum(r["split"] == "test" for r in full.values())
+  for r in rows:  # the test split of the full build, piece for piece and byte for byte
+    assert r == full[r["piece"]]
+    assert filecmp.cmp(os.path.join(only, "test", r["piece"] + ".wav"), os.path.join(out, "test", r["piece"] + ".wav"),
+                       shallow=False)
+  again = corpus.build_corpus(only, minutes=0.3, rate=8000, workers=1, progress=False, splits=["test"])
+  assert again["rendered"] == 0 and again["seconds_taken"] < 1.0
+  # all splits now: only train and valid are rendered, and the folder equals the full build
+  rest = corpus.build_corpus(only, minutes=0.3, rate=8000, workers=1, progress=False)
+  assert rest["rendered"] == len(full) - len(rows) and rest["skipped"] == len(rows)
+  _same_bytes(out, only)
+
+
+@pytest.mark.parametrize("splits", ["", "tests", "train,dev", []])
+def test_bad_splits(splits, tmp_path):
+  with pytest.raises(UserError, match="splits must be some of train, valid, test"):
+    corpus.build_corpus(str(tmp_path / "c"), minutes=0.3, rate=8000, workers=1, progress=False, splits=splits)
+  assert not (tmp_path / "c").exists()
+  assert corpus.check_splits("test, train") == ("train", "test")
+
+
 def test_make_corpus_cli(built):
   out, _ = built
   ok = subprocess.run([sys.executable, "launch/make_corpus.py", f"--out={out}", "--minutes=0.3", "--rate=8000",
@@ -187,6 +215,9 @@ def test_make_corpus_cli(built):
   bad = subprocess.run([sys.executable, "launch/make_corpus.py", f"--out={out}", "--rate=16000"], cwd=REPO,
                        capture_output=True, text=True, timeout=60)
   assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+  bad = subprocess.run([sys.executable, "launch/make_corpus.py", f"--out={out}", "--splits=tests"], cwd=REPO,
+                       capture_output=True, text=True, timeout=60)
+  assert bad.returncode == 2 and "splits must be some of" in bad.stderr and "Traceback" not in bad.stderr
 
 
 @pytest.mark.skipif(not FLUIDSYNTH, reason="needs Debian's fluidsynth and fluid-soundfont-gm "
