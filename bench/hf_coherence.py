@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Iterator
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -35,11 +36,12 @@ COLUMNS = ("rho", "energy", "err", "best_err")
 SYSTEMS = ("model", "spline", "input")  # the model, cubic spline, the band-limited input (names of evaluation)
 
 
-def define_flags() -> None:
+def define_flags(bands: str = "0,2000,2500,3000,4000,8000") -> None:
+  """The flags of this script (and of bench/lsd_budget.py, with its default `bands`)."""
   flags.DEFINE_string("checkpoint", None, "The model: an exported folder, a run's workdir or a checkpoint step.")
   flags.DEFINE_string("data", None, "Folder of clean reference audio (e.g. a corpus's test/ split).")
   flags.DEFINE_string("chain", None, "Degradation chain (default: the model's config.data.chain).")
-  flags.DEFINE_string("bands", "0,2000,2500,3000,4000,8000", "Band edges in Hz, increasing.")
+  flags.DEFINE_string("bands", bands, "Band edges in Hz, increasing.")
   flags.DEFINE_integer("max_files", -1, "At most this many files (sorted); -1: all.")
   flags.DEFINE_float("max_seconds", 30.0, "Crop each file to its first this many seconds (0: whole files).")
   flags.DEFINE_integer("seed", 0, "Degradation seed (as launch/evaluate.py's --seed).")
@@ -81,11 +83,9 @@ def band_rows(system: str, sums: np.ndarray, edges: list[float]) -> list[dict]:
   return rows
 
 
-@exit_on_user_error
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  f = flags.FLAGS
+def evaluated_files(f) -> tuple[str, int, list[float], list[str], Iterator]:
+  """From the parsed flags `f`: (chain, rate, band edges, files, an iterator of evaluation.FileResult), with the same
+  files, seeds, degradation and model input as launch/evaluate.py. `UserError` for a missing or bad flag."""
   if not f.checkpoint or not f.data:
     raise UserError("--checkpoint and --data are required")
   from sr_jax.enhance import Enhancer  # noqa: PLC0415
@@ -96,11 +96,19 @@ def main(argv):
   chain = f.chain or enhancer.config.data.chain
   rate = evaluation.eval_rate(enhancer.config, chain)
   edges = parse_edges(f.bands, rate)
-  sums = {s: np.zeros((len(edges) - 1, 3)) for s in SYSTEMS}
-  # the same files, seeds, degradation and model input as launch/evaluate.py
   results = evaluation.evaluate_files(files, os.path.abspath(f.data), {"model": enhancer.enhance_array}, chain, rate,
                                       seed=f.seed, model_upsample=enhancer.config.data.get("upsample", "soxr"),
                                       max_seconds=f.max_seconds or None)
+  return chain, rate, edges, files, results
+
+
+@exit_on_user_error
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  f = flags.FLAGS
+  chain, rate, edges, files, results = evaluated_files(f)
+  sums = {s: np.zeros((len(edges) - 1, 3)) for s in SYSTEMS}
   for result in results:
     for system in SYSTEMS:
       sums[system] += band_sums(result.signals["target"], result.signals[system], rate, edges)

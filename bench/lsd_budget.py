@@ -34,8 +34,9 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from bench import common  # noqa: E402
-from bench.hf_coherence import SYSTEMS, parse_edges  # noqa: E402
-from sr_jax.errors import UserError, exit_on_user_error  # noqa: E402
+from bench import hf_coherence  # noqa: E402
+from bench.hf_coherence import SYSTEMS  # noqa: E402
+from sr_jax.errors import exit_on_user_error  # noqa: E402
 
 BAND_COLUMNS = ("d2", "share", "level", "detail")
 BOUND_COLUMNS = ("lsd", "smooth", "oracle")
@@ -43,14 +44,7 @@ N_FFT, HOP = 2048, 512  # sr_jax.metrics.lsd's defaults, the convention of every
 
 
 def define_flags() -> None:
-  flags.DEFINE_string("checkpoint", None, "The model: an exported folder, a run's workdir or a checkpoint step.")
-  flags.DEFINE_string("data", None, "Folder of clean reference audio (e.g. a corpus's test/ split).")
-  flags.DEFINE_string("chain", None, "Degradation chain (default: the model's config.data.chain).")
-  flags.DEFINE_string("bands", "0,2000,2500,3000,4000,6000,8000", "Band edges in Hz, increasing.")
-  flags.DEFINE_integer("max_files", -1, "At most this many files (sorted); -1: all.")
-  flags.DEFINE_float("max_seconds", 30.0, "Crop each file to its first this many seconds (0: whole files).")
-  flags.DEFINE_integer("seed", 0, "Degradation seed (as launch/evaluate.py's --seed).")
-  flags.DEFINE_string("json", None, "Also write the rows to this JSON file.")
+  hf_coherence.define_flags(bands="0,2000,2500,3000,4000,6000,8000")
 
 
 def log_power(x: np.ndarray) -> np.ndarray:
@@ -112,24 +106,13 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   f = flags.FLAGS
-  if not f.checkpoint or not f.data:
-    raise UserError("--checkpoint and --data are required")
-  from sr_jax.enhance import Enhancer  # noqa: PLC0415
+  chain, rate, edges, _, results = hf_coherence.evaluated_files(f)
   from sr_jax.report import evaluation  # noqa: PLC0415
 
-  files = evaluation.clean_files(f.data, f.max_files)
-  enhancer = Enhancer(f.checkpoint)
-  chain = f.chain or enhancer.config.data.chain
-  rate = evaluation.eval_rate(enhancer.config, chain)
-  edges = parse_edges(f.bands, rate)
   masks = band_masks(rate, edges)
   above = np.arange(N_FFT // 2 + 1) * rate / N_FFT >= evaluation.cutoff_hz(chain, rate)
   sums = {s: np.zeros((len(edges) - 1, 4)) for s in SYSTEMS}
   per_file = {s: [] for s in SYSTEMS}
-  # the same files, seeds, degradation and model input as launch/evaluate.py
-  results = evaluation.evaluate_files(files, os.path.abspath(f.data), {"model": enhancer.enhance_array}, chain, rate,
-                                      seed=f.seed, model_upsample=enhancer.config.data.get("upsample", "soxr"),
-                                      max_seconds=f.max_seconds or None)
   for result in results:
     ref = log_power(result.signals["target"])
     for system in SYSTEMS:

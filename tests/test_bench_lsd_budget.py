@@ -113,3 +113,6 @@ def test_the_script_on_a_model_matches_evaluate(tmp_path):
     want = np.mean([r.metrics[system]["lsd"] for r in results])
     assert rows[system]["lsd"] == pytest.approx(want, rel=1e-4)
     assert rows[system]["oracle"] <= rows[system]["lsd"] + 1e-9
+  missing = subprocess.run([sys.executable, script, f"--data={data}"], capture_output=True, text=True, timeout=120)
+  assert missing.returncode != 0 and "--checkpoint and --data are required" in missing.stderr
+  assert "Traceback" not in missing.stderr
