@@ -41,6 +41,10 @@ flags.DEFINE_integer("batch_size", 16, "Windows per network call.")
 flags.DEFINE_integer("stride", None, "Hop between windows, in samples at the model's rate (default: the checkpoint's "
                      "config.data.eval_stride). Below the window, windows overlap and each keeps its centre: fewer "
                      "window-edge errors, window/stride times the work.")
+flags.DEFINE_integer("window", None, "Window in samples at the model's rate (default: the training window, "
+                     "config.data.window): the generator is fully convolutional, so a longer one (a multiple of "
+                     "2**(depth+1)) gives each sample more context; its default stride keeps the config's overlap "
+                     "fraction. Not with --collab.")
 flags.DEFINE_bool("collab", False, "Collaborative sampling with the (shaped, else trained) discriminator.")
 flags.DEFINE_float("eta", None, "Collaborative sampling: stop once D(y) >= eta (default: config.collab.eta).")
 flags.DEFINE_integer("max_steps", None, "Collaborative sampling: at most this many steps (config.collab.max_steps).")
@@ -64,6 +68,8 @@ def check_flags() -> None:
     raise UserError(f"--batch_size must be a positive number of windows, got {FLAGS.batch_size}")
   if FLAGS.stride is not None:
     windows.check_count(FLAGS.stride, "--stride")
+  if FLAGS.window is not None:
+    windows.check_count(FLAGS.window, "--window")
   given = [k for k in COLLAB_KNOBS if FLAGS[k].value is not None]
   if given and not FLAGS.collab:
     raise UserError(f"--{', --'.join(given)} only apply with --collab")
@@ -98,7 +104,8 @@ def main(argv: list[str]) -> None:
     enhance.check_output(src, dst, FLAGS.overwrite)
   overrides = {k: FLAGS[k].value for k in COLLAB_KNOBS}
   enhancer = enhance.Enhancer(FLAGS.workdir or FLAGS.checkpoint, FLAGS.step, batch_size=FLAGS.batch_size,
-                              collab=FLAGS.collab, collab_overrides=overrides, stride=FLAGS.stride)
+                              collab=FLAGS.collab, collab_overrides=overrides, stride=FLAGS.stride,
+                              window=FLAGS.window)
   collab = f", collaborative sampling ({'shaped' if enhancer.shaped else 'trained'} discriminator)"
   print(f"model {enhancer.checkpoint}: {enhancer.rate} Hz, window {enhancer.window}, stride {enhancer.stride}"
         f"{collab if FLAGS.collab else ''}", flush=True)

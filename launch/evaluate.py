@@ -38,6 +38,8 @@ flags.DEFINE_float("max_seconds", None, "Crop each file to its first this many s
 flags.DEFINE_bool("overwrite", False, "Replace an existing report folder.")
 flags.DEFINE_integer("stride", None, "Hop between the model's windows, in samples at its rate (default: the "
                      "checkpoint's config.data.eval_stride); below the window they overlap (see launch/enhance.py).")
+flags.DEFINE_integer("window", None, "The model's window in samples (default: its training window); a longer one "
+                     "gives each sample more context, see launch/enhance.py. Not with --collab.")
 
 
 def check_flags() -> None:
@@ -57,19 +59,21 @@ def check_flags() -> None:
     raise UserError(f"--step must not be negative, got {FLAGS.step}")
   if FLAGS.stride is not None:
     windows.check_count(FLAGS.stride, "--stride")
+  if FLAGS.window is not None:
+    windows.check_count(FLAGS.window, "--window")
 
 
-def build_systems(path: str, step: int | None, collab: bool, stride: int | None = None):
-  """(config, checkpoint step folder, {system: enhance function}, stride used) of the model at `path`."""
+def build_systems(path: str, step: int | None, collab: bool, stride: int | None = None, window: int | None = None):
+  """(config, checkpoint step folder, {system: enhance function}, the Enhancer of "model") of the model at `path`."""
   from sr_jax import enhance  # noqa: PLC0415  (jax and the networks: only once the flags are fine)
   from sr_jax.train.checkpoint import find_step_dir  # noqa: PLC0415
 
   checkpoint = find_step_dir(path, step)
-  enhancer = enhance.Enhancer(checkpoint, stride=stride)
+  enhancer = enhance.Enhancer(checkpoint, stride=stride, window=window)
   systems = {"model": enhancer.enhance_array}
   if collab:
-    systems["collab"] = enhance.Enhancer(checkpoint, collab=True, stride=stride).enhance_array
-  return enhancer.config, checkpoint, systems, enhancer.stride
+    systems["collab"] = enhance.Enhancer(checkpoint, collab=True, stride=stride, window=window).enhance_array
+  return enhancer.config, checkpoint, systems, enhancer
 
 
 def _fmt(value: float | None) -> str:
@@ -94,8 +98,8 @@ def main(argv: list[str]) -> None:
     from sr_jax.data import degrade  # noqa: PLC0415
 
     degrade.parse_chain(FLAGS.chain)  # a bad chain fails before the model is loaded
-  config, checkpoint, systems, stride = build_systems(FLAGS.workdir or FLAGS.checkpoint, FLAGS.step, FLAGS.collab,
-                                                      FLAGS.stride)
+  config, checkpoint, systems, enhancer = build_systems(FLAGS.workdir or FLAGS.checkpoint, FLAGS.step, FLAGS.collab,
+                                                        FLAGS.stride, FLAGS.window)
   chain = FLAGS.chain if FLAGS.chain is not None else config.data.chain
   rate = evaluation.eval_rate(config, chain)
   done = []
@@ -110,7 +114,7 @@ def main(argv: list[str]) -> None:
       FLAGS.report, files, FLAGS.data, systems, chain, checkpoint, rate, seed=FLAGS.seed,
       model_upsample=config.data.get("upsample", "soxr"), max_seconds=FLAGS.max_seconds,
       silence_db=config.data.get("silence_db", -60.0), overwrite=FLAGS.overwrite, progress=progress,
-      stride=stride)
+      stride=enhancer.stride, window=enhancer.window)
   _print_summary(doc)
   print(f"wrote {FLAGS.report}/index.html and metrics.json ({len(doc['files'])} files, mean over files)")
 

@@ -11,8 +11,8 @@ band-limited to 2 kHz: a 4 kHz (or 8, 44.1, ... kHz) recording is brought to 16 
 is low-passed to the chain's rate: a full-band input keeps its high band, plus what the model adds).
 
 Pipeline (one pass; memory: about one block, one window per channel and one batch, whatever the length):
-  soundfile blocks (BLOCK_FRAMES frames) -> soxr stream -> one WindowStream per channel (config.data.window,
-  stride config.data.eval_stride or the `stride` given) -> windows interleaved across channels (window i of channel
+  soundfile blocks (BLOCK_FRAMES frames) -> soxr stream -> one WindowStream per channel (config.data.window or the
+  `window` given, stride config.data.eval_stride or the `stride` given) -> windows interleaved across channels (window i of channel
   0, 1, ...) -> batches of exactly `batch_size` windows (the last padded with zero windows: ONE jitted function, one
   compile) -> one StreamMerger per channel -> a temporary file beside the output, renamed over it once complete (a
   failed run leaves no output file, never a partial one).
@@ -105,16 +105,20 @@ class Enhancer:
   """A trained generator (optionally with collaborative sampling) ready to enhance arrays and files."""
 
   def __init__(self, path: str, step: int | None = None, batch_size: int = DEFAULT_BATCH, collab: bool = False,
-               collab_overrides: dict | None = None, stride: int | None = None):
+               collab_overrides: dict | None = None, stride: int | None = None, window: int | None = None):
     """path: a workdir (its latest checkpoint, or `step`), a checkpoints/ folder or a step folder (state/ +
     config/). collab_overrides: eta / max_steps / layer / step_size replacing config.collab's (None = keep).
     stride: hop between windows in samples at the model's rate (default: the checkpoint's config.data.eval_stride);
     below the window, consecutive windows overlap and each keeps only its centre (the overlap-crop rule of
     sr_jax.data.windows), so fewer output samples come from a window's edges, where the network sees zeros beyond
-    the window: window / stride times the network's work."""
+    the window: window / stride times the network's work.
+    window: the window in samples (default: the training window, config.data.window). The generator is fully
+    convolutional, so a longer one (a multiple of 2**(depth+1)) gives every sample more context; its default stride
+    keeps the config's overlap fraction (eval_stride * window / data.window). Not with collab: the discriminator
+    is built for the training window."""
     import jax  # noqa: PLC0415  (jax only once a model is loaded: the input checks stay light and fast)
 
-    from sr_jax.models import build_discriminator, build_generator  # noqa: PLC0415
+    from sr_jax.models import build_discriminator, build_generator, check_window  # noqa: PLC0415
     from sr_jax.train.checkpoint import find_step_dir, restore_for_inference  # noqa: PLC0415
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -122,6 +126,8 @@ class Enhancer:
     self.batch_size = batch_size
     if stride is not None:
       check_count(stride, "stride")  # before the checkpoint is read
+    if window is not None:
+      check_count(window, "window")
     try:
       self.checkpoint = find_step_dir(path, step)
     except OSError:  # e.g. an existing folder without checkpoints/ or step folders
@@ -138,8 +144,18 @@ class Enhancer:
       raise UserError(f"cannot read the checkpoint {self.checkpoint} ({audio_lib._reason(e)})") from None
     data = self.config.data
     self.rate = audio_lib.check_rate(int(data.rate), "config.data.rate of the checkpoint")
-    self.window, self.stride = check_geometry(int(data.window), int(data.eval_stride if stride is None else stride),
-                                              f"the model's window ({int(data.window)} samples at {self.rate} Hz)")
+    trained = int(data.window)
+    if window is not None and window != trained:
+      check_window(window, int(self.config.model.depth))
+      if collab:
+        raise UserError(f"collaborative sampling runs at the training window ({trained} samples): drop the window "
+                        f"({window}) or collab")
+    if stride is None:
+      stride = int(data.eval_stride) if window is None else max(1, int(data.eval_stride) * window // trained)
+    window = trained if window is None else window
+    whose = "the model's" if window == trained else "the chosen"
+    label = f"{whose} window ({window} samples at {self.rate} Hz)"
+    self.window, self.stride = check_geometry(window, stride, label)
     self.gen = build_generator(self.config)
     params = _checked(nets["gen"]["params"], self.gen, self.window, self.checkpoint, "generator")
     if collab:

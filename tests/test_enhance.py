@@ -154,6 +154,32 @@ def test_bad_strides(workdir, stride, words):
   assert words in str(e.value)
 
 
+def test_a_longer_window(workdir, enhancer):
+  """window=: the fully convolutional generator on longer windows; the default stride keeps the config's overlap
+  fraction, and each window is the generator applied to that many samples (here one window, zero-padded)."""
+  long = enhance.Enhancer(workdir, batch_size=16, window=4 * enhancer.window)
+  assert (long.window, long.stride) == (2048, 4 * enhancer.stride) == (2048, 1024)
+  assert enhance.Enhancer(workdir, window=2048, stride=512).stride == 512
+  x = (0.1 * np.random.default_rng(3).standard_normal(1500)).astype(np.float32)
+  out, _ = long.enhance_array(x, long.rate)
+  padded = np.zeros((1, 2048), np.float32)
+  padded[0, :1500] = x
+  want = np.asarray(long.gen.apply({"params": long._params}, padded)).reshape(-1)[:1500]
+  np.testing.assert_allclose(out, want, atol=1e-5, rtol=0)
+  short, _ = enhancer.enhance_array(x, enhancer.rate)  # 512-sample windows see less context: other samples
+  assert np.max(np.abs(out - short)) > 1e-4
+
+
+@pytest.mark.parametrize("kwargs, words", [(dict(window=1000), "window 1000 does not fit a depth-3 network"),
+                                           (dict(window=0), "window must be a positive integer"),
+                                           (dict(window=1024, stride=2048), "must not exceed the chosen window "
+                                                                           "(1024")])
+def test_bad_windows(workdir, kwargs, words):
+  with pytest.raises(UserError) as e:
+    enhance.Enhancer(workdir, **kwargs)
+  assert words in str(e.value)
+
+
 def test_a_window_does_not_depend_on_its_batch(enhancer):
   """Bit-exactness of streaming vs in-memory comes from identical batches; across batch positions and neighbours
   XLA's CPU results for a window agree to float32 rounding (the last row of a batch may differ by an ulp)."""
@@ -256,6 +282,9 @@ def test_collaborative_sampling(tmp_path):
   assert np.abs(y - base).max() > 1e-4  # D < eta = 1 always: every window was moved
   with pytest.raises(UserError, match="eta"):
     enhance.Enhancer(step_dir, collab=True, collab_overrides={"eta": 2.0})
+  with pytest.raises(UserError, match="collaborative sampling runs at the training window \\(256 samples\\)"):
+    enhance.Enhancer(step_dir, collab=True, window=512)
+  assert enhance.Enhancer(step_dir, collab=True, window=256).window == 256  # the training window itself is fine
 
 
 def test_collab_prefers_the_shaped_discriminator(tmp_path):

@@ -18,7 +18,8 @@ its length. A non-finite metric (a model that outputs NaN) is written as null, a
 
 metrics.json::
 
-  {"chain": str, "checkpoint": str, ["stride": int (the model's hop between windows, from launch/evaluate.py),]
+  {"chain": str, "checkpoint": str, ["stride": int, "window": int (the model's hop between windows and its window,
+   from launch/evaluate.py),]
    "files": [{"name": str, "seconds": float, "model": {METRICS}, ["collab": {METRICS},] "spline": {METRICS},
               "linear": {METRICS}, "input": {METRICS}}, ...],
    "summary": {"model": {METRICS}, ["collab": {METRICS},] "spline": {...}, "linear": {...}, "input": {...}}}
@@ -227,11 +228,14 @@ def evaluate_files(files: Sequence[str], root: str, enhancers: Mapping[str, Enha
 
 
 def results(chain: str, checkpoint: str, entries: list[dict], systems: Sequence[str],
-            stride: int | None = None) -> dict:
-  """The metrics.json document (with "stride", the model's hop between windows, when it is given)."""
+            stride: int | None = None, window: int | None = None) -> dict:
+  """The metrics.json document (with "stride" and "window", the model's hop between windows and its window, when
+  given)."""
   doc = {"chain": chain, "checkpoint": checkpoint}
   if stride is not None:
     doc["stride"] = int(stride)
+  if window is not None:
+    doc["window"] = int(window)
   return {**doc, "files": entries, "summary": summarize(entries, systems)}
 
 
@@ -272,9 +276,10 @@ def _commit(tmp: str, report_dir: str) -> None:
 def write_report(report_dir: str, files: Sequence[str], root: str, enhancers: Mapping[str, EnhanceFn], chain: str,
                  checkpoint: str, rate: int, seed: int = 0, model_upsample: str = "soxr",
                  max_seconds: float | None = None, silence_db: float = -60.0, overwrite: bool = False,
-                 progress: Callable[[FileResult], None] | None = None, stride: int | None = None) -> dict:
+                 progress: Callable[[FileResult], None] | None = None, stride: int | None = None,
+                 window: int | None = None) -> dict:
   """Evaluates `files` and writes the report folder (metrics.json, index.html, per-file WAVs and spectrograms).
-  `stride` (the enhancers' hop between windows) is only recorded in metrics.json.
+  `stride` and `window` (the enhancers' hop between windows and their window) are only recorded in metrics.json.
 
   Returns the metrics.json document. `progress(result)` is called after each file. See the module docstring.
   """
@@ -294,7 +299,7 @@ def write_report(report_dir: str, files: Sequence[str], root: str, enhancers: Ma
       assets.append(html.write_file_assets(tmp, result, folders))
       if progress is not None:
         progress(result)
-    doc = results(chain, checkpoint, entries, list(enhancers) + list(BASELINES), stride)
+    doc = results(chain, checkpoint, entries, list(enhancers) + list(BASELINES), stride, window)
     with open(os.path.join(tmp, METRICS_FILE), "w", encoding="utf-8") as f:
       json.dump(doc, f, indent=1, allow_nan=False)
       f.write("\n")

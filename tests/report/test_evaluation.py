@@ -90,7 +90,7 @@ def report(tmp_path_factory):
 
 
 def _check_shape(doc, systems):
-  assert set(doc) - {"stride"} == {"chain", "checkpoint", "files", "summary"}  # stride: from launch/evaluate.py
+  assert set(doc) - {"stride", "window"} == {"chain", "checkpoint", "files", "summary"}  # from launch/evaluate.py
   assert isinstance(doc["chain"], str) and isinstance(doc["checkpoint"], str)
   assert isinstance(doc["files"], list) and doc["files"]
   for entry in doc["files"]:
@@ -332,6 +332,20 @@ def trained(tmp_path_factory):
   return workdir, root / "corpus" / "test"
 
 
+def test_launcher_with_a_longer_window(trained, tmp_path):
+  workdir, data = trained
+  ok, bad = _launch_all([
+      [f"--workdir={workdir}", f"--data={data}", f"--report={tmp_path / 'long'}", "--max_seconds=0.5",
+       "--window=1024"],
+      [f"--workdir={workdir}", f"--data={data}", f"--report={tmp_path / 'bad'}", "--collab", "--window=1024"]])
+  assert ok.returncode == 0, ok.stderr
+  with open(tmp_path / "long" / "metrics.json", encoding="utf-8") as f:
+    doc = json.load(f)
+  assert (doc["window"], doc["stride"]) == (1024, 512)  # twice the training window, the same overlap fraction
+  assert bad.returncode != 0 and "collaborative sampling runs at the training window (512 samples)" in bad.stderr
+  assert "Traceback" not in bad.stderr and not (tmp_path / "bad").exists()
+
+
 def test_launcher_with_a_trained_model(trained, tmp_path):
   workdir, data = trained
   report_dir = tmp_path / "report"
@@ -348,7 +362,7 @@ def test_launcher_with_a_trained_model(trained, tmp_path):
   _check_shape(doc, ["model", "collab", "spline", "linear", "input"])
   assert doc["chain"] == "sample 4000 16000"
   assert doc["checkpoint"] == str(workdir / "checkpoints" / "4")
-  assert doc["stride"] == 128  # --stride (the tiny config's own eval_stride is 256)
+  assert doc["stride"] == 128 and doc["window"] == 512  # --stride (the tiny config's own eval_stride is 256)
   assert [e["name"] for e in doc["files"]] == ["tiny-test-000.wav", "tiny-test-001.wav"]
   assert all(e["seconds"] == 0.75 for e in doc["files"])
   for entry in doc["files"]:
