@@ -12,8 +12,8 @@ is low-passed to the chain's rate: a full-band input keeps its high band, plus w
 
 Pipeline (one pass; memory: about one block, one window per channel and one batch, whatever the length):
   soundfile blocks (BLOCK_FRAMES frames) -> soxr stream -> one WindowStream per channel (config.data.window or the
-  `window` given, stride config.data.eval_stride or the `stride` given) -> windows interleaved across channels (window i of channel
-  0, 1, ...) -> batches of exactly `batch_size` windows (the last padded with zero windows: ONE jitted function, one
+  `window` given, stride config.data.eval_stride or the `stride` given) -> windows interleaved across channels
+  (window i of channel 0, 1, ...) -> batches of exactly `batch_size` windows (the last padded with zero windows: ONE jitted function, one
   compile) -> one StreamMerger per channel -> a temporary file beside the output, renamed over it once complete (a
   failed run leaves no output file, never a partial one).
 `enhance_array` runs the same pipeline on the array cut into the same blocks: the same windows in the same batches,
