@@ -92,6 +92,9 @@ def test_user_errors_end_in_one_line(workdir, tmp_path):
       "zero stride": ([f"--workdir={workdir}", "--stride=0", f"--input={good}", out], "--stride must be a positive"),
       "stride over the window": ([f"--workdir={workdir}", "--stride=513", f"--input={good}", out],
                                  "stride (513) must not exceed the model's window (512 samples at 16000 Hz)"),
+      "zero window": ([f"--workdir={workdir}", "--window=0", f"--input={good}", out], "--window must be a positive"),
+      "odd window": ([f"--workdir={workdir}", "--window=1000", f"--input={good}", out],
+                     "window 1000 does not fit a depth-3 network"),
       "input is output": ([f"--workdir={workdir}", f"--input={good}", f"--output={good}", "--overwrite"],
                           "is the input"),
   })
