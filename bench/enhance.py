@@ -2,7 +2,7 @@ r"""How fast is enhancement, and does its memory stay flat in the file length? R
 
   python bench/enhance.py [--minutes=1,10,60 --collab=false,true --json=FILE]
                           [--checkpoint=STEP_DIR | --workdir=RUN] [--batch=16 --rate=16000 --signal=piano|noise]
-                          [--eta=1.0 --max_steps=K --tmpdir=DIR] [--stride=N]
+                          [--eta=1.0 --max_steps=K --tmpdir=DIR] [--stride=N] [--window=N]
 
 Each input length is enhanced in a fresh subprocess through the product path, `sr_jax.enhance.Enhancer(...)
 .enhance_file(src, dst)`: soundfile blocks -> soxr (when --rate differs from the model's) -> windows -> batches of
@@ -56,6 +56,8 @@ def define_flags() -> None:
   flags.DEFINE_integer("batch", 16, "Windows per network call (Enhancer batch_size).")
   flags.DEFINE_integer("stride", None, "Hop between windows (Enhancer stride; default: the checkpoint's "
                        "config.data.eval_stride). Below the window the network does window / stride times the work.")
+  flags.DEFINE_integer("window", None, "Window in samples (Enhancer window; default: the training window). Its "
+                       "default stride keeps the config's overlap fraction.")
   flags.DEFINE_integer("rate", 16000, "Sample rate of the generated input files.")
   flags.DEFINE_enum("signal", "piano", ["piano", "noise"], "Generated input: a looped piano phrase, or white noise.")
   flags.DEFINE_float("eta", 1.0, "Collaborative sampling: stop once D(y) >= eta (1.0: never early).")
@@ -117,12 +119,12 @@ def make_checkpoint(workdir: str, arg: str = "loss.lambda_adv=0.01") -> str:
 
 
 def measure(checkpoint: str, src: str, warmup: str, collab: bool, batch: int, eta: float,
-            max_steps: int | None, stride: int | None = None) -> dict:
+            max_steps: int | None, stride: int | None = None, window: int | None = None) -> dict:
   """Loads the model, enhances `warmup`, then `src` (outputs beside them, removed); seconds and timings."""
   from sr_jax.enhance import Enhancer  # noqa: PLC0415
 
   start = time.perf_counter()
-  enhancer = Enhancer(checkpoint, batch_size=batch, collab=collab, stride=stride,
+  enhancer = Enhancer(checkpoint, batch_size=batch, collab=collab, stride=stride, window=window,
                       collab_overrides={"eta": eta, "max_steps": max_steps} if collab else None)
   outputs = [f"{warmup}.out.wav", f"{src}.out.wav"]
   try:
@@ -135,11 +137,12 @@ def measure(checkpoint: str, src: str, warmup: str, collab: bool, batch: int, et
         os.remove(path)
   return {"collab": enhancer.collab, "seconds": report.seconds, "elapsed_s": report.elapsed, "warmup_s": warmup_s,
           "realtime_factor": report.seconds / report.elapsed, "frames_out": report.frames_out,
-          "stride": enhancer.stride}
+          "stride": enhancer.stride, "window": enhancer.window}
 
 
 def measure_in_subprocess(checkpoint: str, src: str, warmup: str, collab: bool, batch: int = 16, eta: float = 1.0,
-                          max_steps: int | None = None, stride: int | None = None) -> dict:
+                          max_steps: int | None = None, stride: int | None = None,
+                          window: int | None = None) -> dict:
   """`measure` in a fresh Python process; adds its peak RSS (MiB). A failure is a UserError with its last line."""
   args = [sys.executable, os.path.abspath(__file__), f"--measure={src}", f"--warmup_input={warmup}",
           f"--checkpoint={checkpoint}", f"--collab={str(collab).lower()}", f"--batch={batch}", f"--eta={eta}"]
@@ -147,6 +150,8 @@ def measure_in_subprocess(checkpoint: str, src: str, warmup: str, collab: bool, 
     args.append(f"--max_steps={max_steps}")
   if stride is not None:
     args.append(f"--stride={stride}")
+  if window is not None:
+    args.append(f"--window={window}")
   with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
     p = subprocess.Popen(args, stdout=out, stderr=err, text=True)
     _, status, usage = os.wait4(p.pid, 0)  # the child's own rusage (RUSAGE_CHILDREN would be the max of all)
@@ -169,15 +174,12 @@ def parse_bools(values: list[str]) -> list[bool]:
   return [table[v.strip().lower()] for v in values]
 
 
-def resolve_stride(config, stride: int | None) -> int:
-  """The hop the measurement uses: --stride, checked against the model's window before any file is made, or the
-  checkpoint's config.data.eval_stride."""
-  if stride is None:
-    return int(config.data.eval_stride)
-  from sr_jax.data.windows import check_geometry  # noqa: PLC0415
+def resolve_geometry(config, stride: int | None, window: int | None = None) -> tuple[int, int]:
+  """The (window, stride) the measurement uses (--window, --stride, or the checkpoint's), checked before any file is
+  made, as the Enhancer will use them (sr_jax.enhance.geometry)."""
+  from sr_jax.enhance import geometry  # noqa: PLC0415
 
-  window = int(config.data.window)
-  return check_geometry(window, stride, f"the model's window ({window} samples)")[1]
+  return geometry(config, window, stride)
 
 
 def parse_minutes(values: list[str]) -> list[float]:
@@ -217,7 +219,7 @@ def main(argv):
   collabs = parse_bools(FLAGS.collab)
   if FLAGS.measure:
     print(json.dumps(measure(FLAGS.checkpoint, FLAGS.measure, FLAGS.warmup_input, collabs[0], FLAGS.batch,
-                             FLAGS.eta, FLAGS.max_steps, FLAGS.stride)), flush=True)
+                             FLAGS.eta, FLAGS.max_steps, FLAGS.stride, FLAGS.window)), flush=True)
     return
   minutes = parse_minutes(FLAGS.minutes)
   with tempfile.TemporaryDirectory(prefix="sr_jax_bench_enhance_", dir=FLAGS.tmpdir) as tmp:
@@ -226,8 +228,9 @@ def main(argv):
 
     c = restore_config(model)
     label = model if FLAGS.checkpoint or FLAGS.workdir else "untrained configs/quickstart.py (lambda_adv 0.01)"
-    stride = resolve_stride(c, FLAGS.stride)
-    print(f"model {label}: depth {c.model.depth}, width {c.model.width}, window {c.data.window}, stride {stride}"
+    window, stride = resolve_geometry(c, FLAGS.stride, FLAGS.window)
+    print(f"model {label}: depth {c.model.depth}, width {c.model.width}, window {window}"
+          f"{'' if FLAGS.window is None else ' (--window)'}, stride {stride}"
           f"{'' if FLAGS.stride is None else ' (--stride)'}, rate {c.data.rate}; batch {FLAGS.batch}; collab K = "
           f"{FLAGS.max_steps if FLAGS.max_steps is not None else c.collab.max_steps}, eta {FLAGS.eta}; input "
           f"{FLAGS.signal} at {FLAGS.rate} Hz; {common.machine()}", flush=True)
@@ -238,7 +241,8 @@ def main(argv):
       src = os.path.join(tmp, f"{m:g}min.wav")
       write_signal(src, 60 * m, FLAGS.rate, FLAGS.signal)
       for collab in collabs:
-        r = measure_in_subprocess(model, src, warmup, collab, FLAGS.batch, FLAGS.eta, FLAGS.max_steps, FLAGS.stride)
+        r = measure_in_subprocess(model, src, warmup, collab, FLAGS.batch, FLAGS.eta, FLAGS.max_steps, FLAGS.stride,
+                                  FLAGS.window)
         rows.append({"name": f"{m:g} min{' collab' if collab else ''}", "minutes": m, **r})
         print(f"  {rows[-1]['name']}: {r['realtime_factor']:.1f}x real time, peak RSS {r['peak_rss_mb']:.0f} MiB",
               flush=True)
@@ -248,7 +252,7 @@ def main(argv):
   print("\n".join(f"  {line}" for line in target_lines(rows)))
   if FLAGS.json:
     common.write_json(FLAGS.json, rows, model=label, batch=FLAGS.batch, rate=FLAGS.rate, signal=FLAGS.signal,
-                      stride=stride)
+                      stride=stride, window=window)
 
 
 if __name__ == "__main__":

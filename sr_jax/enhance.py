@@ -13,9 +13,9 @@ is low-passed to the chain's rate: a full-band input keeps its high band, plus w
 Pipeline (one pass; memory: about one block, one window per channel and one batch, whatever the length):
   soundfile blocks (BLOCK_FRAMES frames) -> soxr stream -> one WindowStream per channel (config.data.window or the
   `window` given, stride config.data.eval_stride or the `stride` given) -> windows interleaved across channels
-  (window i of channel 0, 1, ...) -> batches of exactly `batch_size` windows (the last padded with zero windows: ONE jitted function, one
-  compile) -> one StreamMerger per channel -> a temporary file beside the output, renamed over it once complete (a
-  failed run leaves no output file, never a partial one).
+  (window i of channel 0, 1, ...) -> batches of exactly `batch_size` windows (the last padded with zero windows:
+  ONE jitted function, one compile) -> one StreamMerger per channel -> a temporary file beside the output, renamed
+  over it once complete (a failed run leaves no output file, never a partial one).
 `enhance_array` runs the same pipeline on the array cut into the same blocks: the same windows in the same batches,
 so the same samples. (Only identical batches make that bit-exact: XLA's CPU result for a window can change by an
 ulp with its position in the batch, e.g. as the last row.)
@@ -118,7 +118,7 @@ class Enhancer:
     is built for the training window."""
     import jax  # noqa: PLC0415  (jax only once a model is loaded: the input checks stay light and fast)
 
-    from sr_jax.models import build_discriminator, build_generator, check_window  # noqa: PLC0415
+    from sr_jax.models import build_discriminator, build_generator  # noqa: PLC0415
     from sr_jax.train.checkpoint import find_step_dir, restore_for_inference  # noqa: PLC0415
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -144,18 +144,10 @@ class Enhancer:
       raise UserError(f"cannot read the checkpoint {self.checkpoint} ({audio_lib._reason(e)})") from None
     data = self.config.data
     self.rate = audio_lib.check_rate(int(data.rate), "config.data.rate of the checkpoint")
-    trained = int(data.window)
-    if window is not None and window != trained:
-      check_window(window, int(self.config.model.depth))
-      if collab:
-        raise UserError(f"collaborative sampling runs at the training window ({trained} samples): drop the window "
-                        f"({window}) or collab")
-    if stride is None:
-      stride = int(data.eval_stride) if window is None else max(1, int(data.eval_stride) * window // trained)
-    window = trained if window is None else window
-    whose = "the model's" if window == trained else "the chosen"
-    label = f"{whose} window ({window} samples at {self.rate} Hz)"
-    self.window, self.stride = check_geometry(window, stride, label)
+    if collab and window is not None and window != int(data.window):
+      raise UserError(f"collaborative sampling runs at the training window ({int(data.window)} samples): drop the "
+                      f"window ({window}) or collab")
+    self.window, self.stride = geometry(self.config, window, stride)
     self.gen = build_generator(self.config)
     params = _checked(nets["gen"]["params"], self.gen, self.window, self.checkpoint, "generator")
     if collab:
@@ -256,6 +248,26 @@ class Enhancer:
 
 
 # ----- checks -----------------------------------------------------------------------------------------------------
+
+
+def geometry(config, window: int | None = None, stride: int | None = None) -> tuple[int, int]:
+  """(window, stride) that enhancement uses for a model of `config`: `window` (default: the training window,
+  config.data.window; another one must be a multiple of 2**(depth+1)) and `stride` (default: config.data.eval_stride,
+  scaled by window / data.window when the window is given, so the overlap fraction stays). `UserError` for a bad
+  value or a stride above the window."""
+  from sr_jax.models import check_window  # noqa: PLC0415  (jax: only once a model is wanted)
+
+  data = config.data
+  trained = int(data.window)
+  if window is not None:
+    check_count(window, "window")
+    if window != trained:
+      check_window(window, int(config.model.depth))
+  if stride is None:
+    stride = int(data.eval_stride) if window is None else max(1, int(data.eval_stride) * window // trained)
+  window = trained if window is None else window
+  whose = "the model's" if window == trained else "the chosen"
+  return check_geometry(window, stride, f"{whose} window ({window} samples at {int(data.rate)} Hz)")
 
 
 def check_input(path: str):

@@ -96,16 +96,21 @@ def test_measure_in_subprocess_plain_and_collab(checkpoint, tmp_path):
     assert r["stride"] == 256  # the checkpoint's config.data.eval_stride
   r = enhance.measure_in_subprocess(checkpoint, src, warm, False, batch=16, stride=128)  # overlapped windows
   assert r["stride"] == 128 and r["frames_out"] == 8000
+  r = enhance.measure_in_subprocess(checkpoint, src, warm, False, batch=16, window=1024)  # longer windows
+  assert (r["window"], r["stride"], r["frames_out"]) == (1024, 1024, 8000)
   assert sorted(os.listdir(tmp_path)) == ["src.wav", "warm.wav"]  # the outputs are removed
 
 
-def test_resolve_stride_checks_the_flag_against_the_window(checkpoint):
-  config = restore_config(checkpoint)  # window 256, eval_stride 256
-  assert enhance.resolve_stride(config, None) == 256 and enhance.resolve_stride(config, 192) == 192
+def test_resolve_geometry_checks_the_flags_against_the_window(checkpoint):
+  config = restore_config(checkpoint)  # depth 1, window 256, eval_stride 256
+  assert enhance.resolve_geometry(config, None) == (256, 256) and enhance.resolve_geometry(config, 192) == (256, 192)
+  assert enhance.resolve_geometry(config, None, 1024) == (1024, 1024)  # the overlap fraction of the config (none)
   with pytest.raises(UserError, match="stride must be a positive integer"):
-    enhance.resolve_stride(config, 0)
-  with pytest.raises(UserError, match=r"stride \(512\) must not exceed the model's window \(256 samples\)"):
-    enhance.resolve_stride(config, 512)
+    enhance.resolve_geometry(config, 0)
+  with pytest.raises(UserError, match=r"stride \(512\) must not exceed the model's window \(256 samples"):
+    enhance.resolve_geometry(config, 512)
+  with pytest.raises(UserError, match="window 1002 does not fit a depth-1 network"):  # a multiple of 4
+    enhance.resolve_geometry(config, None, 1002)
 
 
 def test_measure_in_subprocess_reports_the_child_error(tmp_path):
