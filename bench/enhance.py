@@ -174,14 +174,6 @@ def parse_bools(values: list[str]) -> list[bool]:
   return [table[v.strip().lower()] for v in values]
 
 
-def resolve_geometry(config, stride: int | None, window: int | None = None) -> tuple[int, int]:
-  """The (window, stride) the measurement uses (--window, --stride, or the checkpoint's), checked before any file is
-  made, as the Enhancer will use them (sr_jax.enhance.geometry)."""
-  from sr_jax.enhance import geometry  # noqa: PLC0415
-
-  return geometry(config, window, stride)
-
-
 def parse_minutes(values: list[str]) -> list[float]:
   try:
     minutes = [float(v) for v in values]
@@ -228,7 +220,9 @@ def main(argv):
 
     c = restore_config(model)
     label = model if FLAGS.checkpoint or FLAGS.workdir else "untrained configs/quickstart.py (lambda_adv 0.01)"
-    window, stride = resolve_geometry(c, FLAGS.stride, FLAGS.window)
+    from sr_jax.enhance import geometry  # noqa: PLC0415
+
+    window, stride = geometry(c, FLAGS.window, FLAGS.stride)  # checked before any file is made, as Enhancer will
     print(f"model {label}: depth {c.model.depth}, width {c.model.width}, window {window}"
           f"{'' if FLAGS.window is None else ' (--window)'}, stride {stride}"
           f"{'' if FLAGS.stride is None else ' (--stride)'}, rate {c.data.rate}; batch {FLAGS.batch}; collab K = "

@@ -11,6 +11,7 @@ import soundfile as sf
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import collab, enhance  # noqa: E402  (bench/ is a namespace package: no __init__.py)
+from sr_jax.enhance import geometry  # noqa: E402
 from sr_jax.errors import UserError  # noqa: E402
 from sr_jax.train.checkpoint import restore_config, restore_for_inference  # noqa: E402
 
@@ -101,16 +102,17 @@ def test_measure_in_subprocess_plain_and_collab(checkpoint, tmp_path):
   assert sorted(os.listdir(tmp_path)) == ["src.wav", "warm.wav"]  # the outputs are removed
 
 
-def test_resolve_geometry_checks_the_flags_against_the_window(checkpoint):
+def test_geometry_checks_the_flags_against_the_window(checkpoint):
+  """What bench/enhance.py checks --stride and --window with before any file is made."""
   config = restore_config(checkpoint)  # depth 1, window 256, eval_stride 256
-  assert enhance.resolve_geometry(config, None) == (256, 256) and enhance.resolve_geometry(config, 192) == (256, 192)
-  assert enhance.resolve_geometry(config, None, 1024) == (1024, 1024)  # the overlap fraction of the config (none)
+  assert geometry(config) == (256, 256) and geometry(config, stride=192) == (256, 192)
+  assert geometry(config, 1024) == (1024, 1024)  # the overlap fraction of the config (none)
   with pytest.raises(UserError, match="stride must be a positive integer"):
-    enhance.resolve_geometry(config, 0)
+    geometry(config, stride=0)
   with pytest.raises(UserError, match=r"stride \(512\) must not exceed the model's window \(256 samples"):
-    enhance.resolve_geometry(config, 512)
+    geometry(config, stride=512)
   with pytest.raises(UserError, match="window 1002 does not fit a depth-1 network"):  # a multiple of 4
-    enhance.resolve_geometry(config, None, 1002)
+    geometry(config, 1002)
 
 
 def test_measure_in_subprocess_reports_the_child_error(tmp_path):

@@ -249,11 +249,8 @@ def build_corpus(out_dir: str, minutes: float = 30.0, rate: int = 16000, rendere
   common = dict(out_dir=out_dir, rate=int(rate), renderer=renderer, seed=int(seed))
   filler = _Filler(queues, rows, minutes, common, out_dir, progress, splits)
   filler.run(workers or os.cpu_count() or 1)
-  complete = {k: max(minutes, done[k]) if k in splits else done[k] for k in SPLITS}
-  if min(complete.values()) > 0.0:
-    state["complete_minutes"] = min(complete.values())
-  state["complete_splits"] = complete
-  write_state(out_dir, state)
+  write_state(out_dir, dict(state, complete_splits={k: max(minutes, done[k]) if k in splits else done[k]
+                                                    for k in SPLITS}))
   return summary(out_dir, rows, t0, rendered=filler.rendered, skipped=filler.skipped, failed=len(filler.failed))
 
 
