@@ -56,8 +56,9 @@ def define_flags() -> None:
   flags.DEFINE_integer("batch", 16, "Windows per network call (Enhancer batch_size).")
   flags.DEFINE_integer("stride", None, "Hop between windows (Enhancer stride; default: the checkpoint's "
                        "config.data.eval_stride). Below the window the network does window / stride times the work.")
-  flags.DEFINE_integer("window", None, "Window in samples (Enhancer window; default: the training window). Its "
-                       "default stride keeps the config's overlap fraction.")
+  flags.DEFINE_integer("window", None, "Window in samples (Enhancer window; default: config.data.enhance_window, "
+                       "else the training window; collab rows: the training window). Its default stride keeps the "
+                       "config's overlap fraction.")
   flags.DEFINE_integer("rate", 16000, "Sample rate of the generated input files.")
   flags.DEFINE_enum("signal", "piano", ["piano", "noise"], "Generated input: a looped piano phrase, or white noise.")
   flags.DEFINE_float("eta", 1.0, "Collaborative sampling: stop once D(y) >= eta (1.0: never early).")
@@ -223,6 +224,8 @@ def main(argv):
     from sr_jax.enhance import geometry  # noqa: PLC0415
 
     window, stride = geometry(c, FLAGS.window, FLAGS.stride)  # checked before any file is made, as Enhancer will
+    if True in collabs:
+      geometry(c, FLAGS.window, FLAGS.stride, collab=True)  # the collab rows run at the training window
     print(f"model {label}: depth {c.model.depth}, width {c.model.width}, window {window}"
           f"{'' if FLAGS.window is None else ' (--window)'}, stride {stride}"
           f"{'' if FLAGS.stride is None else ' (--stride)'}, rate {c.data.rate}; batch {FLAGS.batch}; collab K = "

@@ -74,6 +74,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   dt.window = 8192
   dt.stride = 4096  # training windows overlap by window - stride
   dt.eval_stride = 4096  # stride for validation/enhancement (overlap-crop merge)
+  # the window enhance/evaluate use by default (0: the training window; else a multiple of 2**(depth+1): the
+  # generator is fully convolutional); its stride is eval_stride * enhance_window / window. Validation in training
+  # and collaborative sampling stay at the training window.
+  dt.enhance_window = 0
   dt.split = "80/10/10"  # train/valid/test percentages for folders without train/valid/test subfolders
   dt.max_files = -1  # -1: all files
   dt.silence_db = -60.0  # files whose RMS is below this are skipped as silent

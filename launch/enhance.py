@@ -41,10 +41,11 @@ flags.DEFINE_integer("batch_size", 16, "Windows per network call.")
 flags.DEFINE_integer("stride", None, "Hop between windows, in samples at the model's rate (default: the checkpoint's "
                      "config.data.eval_stride). Below the window, windows overlap and each keeps its centre: fewer "
                      "window-edge errors, window/stride times the work.")
-flags.DEFINE_integer("window", None, "Window in samples at the model's rate (default: the training window, "
-                     "config.data.window): the generator is fully convolutional, so a longer one (a multiple of "
-                     "2**(depth+1)) gives each sample more context; its default stride keeps the config's overlap "
-                     "fraction. Not with --collab.")
+flags.DEFINE_integer("window", None, "Window in samples at the model's rate (default: the checkpoint's "
+                     "config.data.enhance_window, else the training window config.data.window): the generator is "
+                     "fully convolutional, so a longer one (a multiple of 2**(depth+1)) gives each sample more "
+                     "context; its default stride keeps the config's overlap fraction. --collab runs at the "
+                     "training window (another --window is refused).")
 flags.DEFINE_bool("collab", False, "Collaborative sampling with the (shaped, else trained) discriminator.")
 flags.DEFINE_float("eta", None, "Collaborative sampling: stop once D(y) >= eta (default: config.collab.eta).")
 flags.DEFINE_integer("max_steps", None, "Collaborative sampling: at most this many steps (config.collab.max_steps).")

@@ -38,8 +38,10 @@ flags.DEFINE_float("max_seconds", None, "Crop each file to its first this many s
 flags.DEFINE_bool("overwrite", False, "Replace an existing report folder.")
 flags.DEFINE_integer("stride", None, "Hop between the model's windows, in samples at its rate (default: the "
                      "checkpoint's config.data.eval_stride); below the window they overlap (see launch/enhance.py).")
-flags.DEFINE_integer("window", None, "The model's window in samples (default: its training window); a longer one "
-                     "gives each sample more context, see launch/enhance.py. Not with --collab.")
+flags.DEFINE_integer("window", None, "The model's window in samples (default: the checkpoint's "
+                     "config.data.enhance_window, else its training window); a longer one gives each sample more "
+                     "context, see launch/enhance.py. Not with --collab, which evaluates the model and the sampler "
+                     "both at the training window.")
 
 
 def check_flags() -> None:
@@ -69,6 +71,10 @@ def build_systems(path: str, step: int | None, collab: bool, stride: int | None 
   from sr_jax.train.checkpoint import find_step_dir  # noqa: PLC0415
 
   checkpoint = find_step_dir(path, step)
+  if collab and window is None:  # the sampler runs at the training window: the plain model too, so the two rows
+    from sr_jax.train.checkpoint import restore_config  # noqa: PLC0415  differ by the sampler alone
+
+    window = int(restore_config(checkpoint).data.window)
   enhancer = enhance.Enhancer(checkpoint, stride=stride, window=window)
   systems = {"model": enhancer.enhance_array}
   if collab:

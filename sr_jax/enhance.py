@@ -11,8 +11,9 @@ band-limited to 2 kHz: a 4 kHz (or 8, 44.1, ... kHz) recording is brought to 16 
 is low-passed to the chain's rate: a full-band input keeps its high band, plus what the model adds).
 
 Pipeline (one pass; memory: about one block, one window per channel and one batch, whatever the length):
-  soundfile blocks (BLOCK_FRAMES frames) -> soxr stream -> one WindowStream per channel (config.data.window or the
-  `window` given, stride config.data.eval_stride or the `stride` given) -> windows interleaved across channels
+  soundfile blocks (BLOCK_FRAMES frames) -> soxr stream -> one WindowStream per channel (the `window` given, else
+  config.data.enhance_window or the training window config.data.window; the `stride` given, else
+  config.data.eval_stride scaled to the window: `geometry`) -> windows interleaved across channels
   (window i of channel 0, 1, ...) -> batches of exactly `batch_size` windows (the last padded with zero windows:
   ONE jitted function, one compile) -> one StreamMerger per channel -> a temporary file beside the output, renamed
   over it once complete (a failed run leaves no output file, never a partial one).
@@ -112,10 +113,11 @@ class Enhancer:
     below the window, consecutive windows overlap and each keeps only its centre (the overlap-crop rule of
     sr_jax.data.windows), so fewer output samples come from a window's edges, where the network sees zeros beyond
     the window: window / stride times the network's work.
-    window: the window in samples (default: the training window, config.data.window). The generator is fully
-    convolutional, so a longer one (a multiple of 2**(depth+1)) gives every sample more context; its default stride
-    keeps the config's overlap fraction (eval_stride * window / data.window). Not with collab: the discriminator
-    is built for the training window."""
+    window: the window in samples (default: config.data.enhance_window if the config sets one, else the training
+    window, config.data.window). The generator is fully convolutional, so a longer one (a multiple of
+    2**(depth+1)) gives every sample more context; its default stride keeps the config's overlap fraction
+    (eval_stride * window / data.window). With collab always the training window: the discriminator is built for
+    it (another window given is refused; the config's enhance_window is not used)."""
     import jax  # noqa: PLC0415  (jax only once a model is loaded: the input checks stay light and fast)
 
     from sr_jax.models import build_discriminator, build_generator  # noqa: PLC0415
@@ -144,10 +146,7 @@ class Enhancer:
       raise UserError(f"cannot read the checkpoint {self.checkpoint} ({audio_lib._reason(e)})") from None
     data = self.config.data
     self.rate = audio_lib.check_rate(int(data.rate), "config.data.rate of the checkpoint")
-    if collab and window is not None and window != int(data.window):
-      raise UserError(f"collaborative sampling runs at the training window ({int(data.window)} samples): drop the "
-                      f"window ({window}) or collab")
-    self.window, self.stride = geometry(self.config, window, stride)
+    self.window, self.stride = geometry(self.config, window, stride, collab)
     self.gen = build_generator(self.config)
     params = _checked(nets["gen"]["params"], self.gen, self.window, self.checkpoint, "generator")
     if collab:
@@ -250,23 +249,33 @@ class Enhancer:
 # ----- checks -----------------------------------------------------------------------------------------------------
 
 
-def geometry(config, window: int | None = None, stride: int | None = None) -> tuple[int, int]:
-  """(window, stride) that enhancement uses for a model of `config`: `window` (default: the training window,
-  config.data.window; another one must be a multiple of 2**(depth+1)) and `stride` (default: config.data.eval_stride,
-  scaled by window / data.window when the window is given, so the overlap fraction stays). `UserError` for a bad
-  value or a stride above the window."""
+def default_window(config) -> int:
+  """The window enhancement uses when none is given: config.data.enhance_window, or the training window
+  (config.data.window) where that is 0 or the config predates the key."""
+  return int(config.data.get("enhance_window", 0) or 0) or int(config.data.window)
+
+
+def geometry(config, window: int | None = None, stride: int | None = None, collab: bool = False) -> tuple[int, int]:
+  """(window, stride) that enhancement uses for a model of `config`: `window` (default: `default_window(config)`,
+  the training window unless config.data.enhance_window names a longer one; with `collab` the training window,
+  the only one its discriminator judges) and `stride` (default: config.data.eval_stride, scaled by window /
+  data.window for another window, so the overlap fraction stays). A window other than the training window must be a
+  multiple of 2**(depth+1). `UserError` for a bad value, a stride above the window or collab at another window."""
   from sr_jax.models import check_window  # noqa: PLC0415  (jax: only once a model is wanted)
 
   data = config.data
   trained = int(data.window)
   if window is not None:
     check_count(window, "window")
-    if window != trained:
-      check_window(window, int(config.model.depth))
+    if collab and window != trained:
+      raise UserError(f"collaborative sampling runs at the training window ({trained} samples): drop the window "
+                      f"({window}) or collab")
+  whose = "the chosen" if window is not None and window != trained else "the model's"
+  window = window if window is not None else trained if collab else default_window(config)
+  if window != trained:
+    check_window(window, int(config.model.depth))
   if stride is None:
-    stride = int(data.eval_stride) if window is None else max(1, int(data.eval_stride) * window // trained)
-  window = trained if window is None else window
-  whose = "the model's" if window == trained else "the chosen"
+    stride = int(data.eval_stride) if window == trained else max(1, int(data.eval_stride) * window // trained)
   return check_geometry(window, stride, f"{whose} window ({window} samples at {int(data.rate)} Hz)")
 
 

@@ -170,6 +170,38 @@ def test_a_longer_window(workdir, enhancer):
   assert np.max(np.abs(out - short)) > 1e-4
 
 
+def test_the_configs_enhance_window_is_the_default(tmp_path):
+  """config.data.enhance_window: the window used when none is given (its stride keeps the overlap fraction); the same
+  samples as that window given explicitly; a window given still wins."""
+  step_dir = init_checkpoint(str(tmp_path / "run"), **{"data.enhance_window": 2048})
+  default = enhance.Enhancer(step_dir, batch_size=4)
+  assert (default.window, default.stride) == (2048, 1024)  # tiny: window 512, eval_stride 256
+  given = enhance.Enhancer(step_dir, batch_size=4, window=2048)
+  assert (given.window, given.stride) == (2048, 1024)
+  assert (enhance.Enhancer(step_dir, window=512).window, enhance.Enhancer(step_dir, window=512).stride) == (512, 256)
+  x = (0.1 * np.random.default_rng(5).standard_normal(5000)).astype(np.float32)
+  np.testing.assert_array_equal(default.enhance_array(x, 16000)[0], given.enhance_array(x, 16000)[0])
+  with pytest.raises(UserError, match=r"stride \(4096\) must not exceed the model's window \(2048 samples"):
+    enhance.Enhancer(step_dir, stride=4096)
+
+
+def test_geometry_of_configs_with_and_without_enhance_window():
+  """enhance.geometry by hand: the key absent (a config saved before it existed) or 0 means the training window;
+  collab keeps the training window whatever the key says and refuses another one given."""
+  from configs import tiny
+
+  c = tiny.get_config()  # depth 3, window 512, eval_stride 256
+  assert enhance.geometry(c) == (512, 256)
+  c.data.enhance_window = 4096
+  assert enhance.geometry(c) == (4096, 2048) and enhance.geometry(c, 1024) == (1024, 512)
+  assert enhance.geometry(c, collab=True) == (512, 256) and enhance.geometry(c, 512, 128, collab=True) == (512, 128)
+  with pytest.raises(UserError, match=r"collaborative sampling runs at the training window \(512 samples\): drop "
+                                      r"the window \(4096\)"):
+    enhance.geometry(c, 4096, collab=True)
+  del c.data["enhance_window"]
+  assert enhance.geometry(c) == (512, 256)
+
+
 @pytest.mark.parametrize("kwargs, words", [(dict(window=1000), "window 1000 does not fit a depth-3 network"),
                                            (dict(window=0), "window must be a positive integer"),
                                            (dict(window=1024, stride=2048), "must not exceed the chosen window "

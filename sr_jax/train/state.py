@@ -59,6 +59,7 @@ def check_config(config) -> None:
   check_window(config.data.window, config.model.depth)
   if not 0 < config.data.stride <= config.data.window:
     raise UserError(f"data.stride={config.data.stride} must be in 1..data.window={config.data.window}")
+  check_enhance_window(config)
   if uses_ae(config):
     ae_depth = config.ae.depth if config.ae.depth > 0 else config.model.depth
     check_window(config.data.window, ae_depth)
@@ -80,6 +81,19 @@ def check_config(config) -> None:
   o = config.optim
   if o.warmup_steps < 0:
     raise UserError(f"optim.warmup_steps must be >= 0, got {o.warmup_steps}")
+
+
+def check_enhance_window(config) -> None:
+  """data.enhance_window (the window enhancement uses by default) is 0 or a window the generator fits: checked when
+  training starts, not hours later when the model is first used."""
+  value = config.data.get("enhance_window", 0)
+  if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    raise UserError(f"data.enhance_window must be 0 (the training window) or a number of samples, got {value!r}")
+  if value:
+    try:
+      check_window(value, config.model.depth)
+    except UserError as e:
+      raise UserError(f"data.enhance_window={value}: {e}") from None
 
 
 def config_warnings(config) -> list[str]:

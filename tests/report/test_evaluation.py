@@ -4,6 +4,7 @@ on independently degraded arrays), baselines, the report folder's atomic writes,
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -344,6 +345,26 @@ def test_launcher_with_a_longer_window(trained, tmp_path):
   assert (doc["window"], doc["stride"]) == (1024, 512)  # twice the training window, the same overlap fraction
   assert bad.returncode != 0 and "collaborative sampling runs at the training window (512 samples)" in bad.stderr
   assert "Traceback" not in bad.stderr and not (tmp_path / "bad").exists()
+
+
+def test_launcher_default_window_from_the_config(trained, tmp_path):
+  """A checkpoint whose config sets data.enhance_window is evaluated at that window by default (the stride keeps the
+  overlap fraction); with --collab the model and the sampler both run at the training window, so the two rows
+  differ by the sampler alone."""
+  workdir, data = trained
+  step_dir = tmp_path / "4"
+  shutil.copytree(workdir / "checkpoints" / "4", step_dir)
+  meta = step_dir / "config" / "metadata"
+  assert '"enhance_window": 0' in meta.read_text()
+  meta.write_text(meta.read_text().replace('"enhance_window": 0', '"enhance_window": 2048'))
+  plain, collab = _launch_all([
+      [f"--checkpoint={step_dir}", f"--data={data}", f"--report={tmp_path / 'plain'}", "--max_seconds=0.25"],
+      [f"--checkpoint={step_dir}", f"--data={data}", f"--report={tmp_path / 'collab'}", "--max_seconds=0.25",
+       "--collab", "--max_files=1"]])
+  assert plain.returncode == 0 and collab.returncode == 0, plain.stderr + collab.stderr
+  docs = [json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("plain", "collab")]
+  assert (docs[0]["window"], docs[0]["stride"]) == (2048, 1024)  # 4 x the training window, eval_stride 256 x 4
+  assert (docs[1]["window"], docs[1]["stride"]) == (512, 256)  # the training window and the config's eval_stride
 
 
 def test_launcher_with_a_trained_model(trained, tmp_path):

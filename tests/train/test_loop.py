@@ -159,6 +159,9 @@ def bad(config_changes, workdir, match, monkeypatch):
     ({"mesh.data": 4, "train.batch_size": 6}, "train.batch_size=6 is not divisible by the 4 devices of the mesh"),
     ({"data.source": "folder", "data.dir": "/nonexistent/audio"}, "/nonexistent/audio"),
     ({"loss.lambda_feature": 1.0}, "needs a trained autoencoder"),
+    ({"data.enhance_window": 1000}, r"data.enhance_window=1000: window 1000 does not fit a depth-3 network"),
+    ({"data.enhance_window": -512}, r"data.enhance_window must be 0 \(the training window\) or a number of samples, "
+                                    "got -512"),
 ])
 def test_bad_configs_fail_before_compiling(changes, match, tmp_path, data_dir, monkeypatch):
   changes.setdefault("data.dir", data_dir)
