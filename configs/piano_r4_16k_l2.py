@@ -1,4 +1,4 @@
-"""Stage 1 of the shipped r = 4 recipe (configs/piano_r4_16k_l2b.py, _l2c.py and _l2d.py are stages 1b, 1c and 1d,
+"""Stage 1 of the shipped r = 4 recipe (configs/piano_r4_16k_l2b.py to _l2e.py are stages 1b to 1e,
 configs/piano_r4_16k.py stage 2):
 piano super-resolution r = 4 (4 kHz bandwidth -> 16 kHz), trained with plain L2 on 2 CPU cores. This is also the
 model that shipped before the spectral corridor stage (git history: pretrained/piano_r4_16k up to the commit that
@@ -28,7 +28,7 @@ step time (bench/RESULTS.md); the shipped model's stage 1 was run that way.)
 15,000 steps: 40-110 minutes on 2 CPU cores by the machine with the critic (40.5 min on one, 107.4 min on a second
 of the same kind), ~1/3 less without it (0.245 s/step on the second).
   python launch/train.py --config=configs/piano_r4_16k_l2.py --workdir=runs/piano_r4_16k_l2
-then stages 1b, 1c and 1d (configs/piano_r4_16k_l2b.py, _l2c.py, _l2d.py: 8,000 more L2 steps each) and stage 2
+then stages 1b to 1e (configs/piano_r4_16k_l2b.py, _l2c.py, _l2d.py, _l2e.py: 8,000 more L2 steps each) and stage 2
 (configs/piano_r4_16k.py) continue from its weights. The measured results of each, the wall time and the
 exact commands are in pretrained/piano_r4_16k/README.md.
 """

@@ -1,7 +1,7 @@
 """Stage 1b of the shipped r = 4 recipe: 8,000 more plain-L2 steps from stage 1's model (configs/piano_r4_16k_l2.py),
 a warm restart at a third of its learning rate (1e-4, 100 warm-up steps, cosine to 0) with another shuffle of the
-training windows. Stages 1c and 1d (configs/piano_r4_16k_l2c.py, _l2d.py) repeat it, each from the previous stage's
-model (`continue_from`), then stage 2 (configs/piano_r4_16k.py) fine-tunes the result.
+training windows. Stages 1c, 1d and 1e (configs/piano_r4_16k_l2c.py, _l2d.py, _l2e.py) repeat it, each from the
+previous stage's model (`continue_from`), then stage 2 (configs/piano_r4_16k.py) fine-tunes the result.
 
 Why: 15,000 steps had not finished learning what L2 can predict in phase. These 8,000 steps took the stage-1 model
 from +1.56 to +1.73 dB above cubic spline on the mixed test works (whole files), and the validation SNR from 20.73

@@ -1,6 +1,7 @@
 """Stage 1d of the shipped r = 4 recipe: stage 1c (configs/piano_r4_16k_l2c.py) once more from stage 1c's model: 8,000
 more plain-L2 steps, the same warm restart (Adam 1e-4, 100 warm-up steps, cosine to 0) with a fourth shuffle of the
-training windows. Then stage 2 (configs/piano_r4_16k.py) fine-tunes this model.
+training windows. Stage 1e (configs/piano_r4_16k_l2e.py) continues from this model, then stage 2
+(configs/piano_r4_16k.py) fine-tunes the result.
 
 Why: each such round of L2 steps has gone on raising the SNR above cubic spline (stage 1c: +0.09 to +0.16 dB on the
 three test sets before stage 2; this round: +0.07 to +0.13 dB after stage 2) while LSD stays (L2 leaves the
