@@ -32,39 +32,42 @@ def test_recipes_start_from_the_defaults_and_take_overrides():
 
 def test_piano_recipes():
   from configs import (piano_r2_16k, piano_r2_16k_stft, piano_r4_16k, piano_r4_16k_l2,  # noqa: PLC0415
-                       piano_r4_16k_l2b, piano_r4_16k_l2c, piano_r4_16k_l2d)
+                       piano_r4_16k_l2b, piano_r4_16k_l2c, piano_r4_16k_l2d, piano_r4_16k_l2e)
   from sr_jax.data import corpus  # noqa: PLC0415
   from sr_jax.data.degrade import chain_rates  # noqa: PLC0415
   from sr_jax.train import state as state_lib  # noqa: PLC0415
 
   r4, l2, r2 = piano_r4_16k.get_config(), piano_r4_16k_l2.get_config(), piano_r2_16k.get_config("steps=10")
   stft, l2b = piano_r2_16k_stft.get_config(), piano_r4_16k_l2b.get_config()
-  l2c, l2d = piano_r4_16k_l2c.get_config(), piano_r4_16k_l2d.get_config()
-  stage1 = (l2, l2b, l2c, l2d)
+  l2c, l2d, l2e = piano_r4_16k_l2c.get_config(), piano_r4_16k_l2d.get_config(), piano_r4_16k_l2e.get_config()
+  stage1 = (l2, l2b, l2c, l2d, l2e)
   assert all(set(c.keys()) == set(default.get_config().keys()) for c in (r4, r2, stft, *stage1))
   assert chain_rates(r4.data.chain) == (4000, 16000) and chain_rates(r2.data.chain) == (8000, 16000)
   fonts = corpus.soundfont_list(r4.data.soundfont)
   assert len(fonts) == 3 and not any("TimGM6mb" in f for f in fonts)  # the evaluation's unseen soundfont
   assert r2.data.soundfont == l2.data.soundfont == r4.data.soundfont and r2.train.num_steps == 10
-  # stages 1, 1b, 1c and 1d are plain L2 without a discriminator (1b continues 1 at a lower lr, with another
-  # shuffle; 1c and 1d each repeat 1b from the previous stage's model with a shuffle of their own); stage 2
-  # fine-tunes stage 1d's model (same shapes) with L2 + the spectral corridor
+  # stages 1 to 1e are plain L2 without a discriminator (1b continues 1 at a lower lr, with another shuffle; 1c,
+  # 1d and 1e each repeat 1b from the previous stage's model with a shuffle of their own); stage 2 fine-tunes
+  # stage 1e's model (same shapes) with L2 + the spectral corridor
   for c in stage1:
     assert c.loss.lambda_stft == 0 and c.loss.lambda_floor == 0 and c.loss.lambda_adv == 0
     state_lib.check_config(c)
   assert not l2.train.init_from and l2b.train.init_from == "runs/piano_r4_16k_l2"
   assert l2b.optim.lr_g < l2.optim.lr_g
-  for c, name in ((l2c, "l2b"), (l2d, "l2c")):
+  for c, name in ((l2c, "l2b"), (l2d, "l2c"), (l2e, "l2d")):
     assert c.train.init_from == f"runs/piano_r4_16k_{name}" and c.optim.to_dict() == l2b.optim.to_dict()
     assert c.train.num_steps == l2b.train.num_steps
   assert len({c.data.shuffle_seed for c in stage1}) == len(stage1)  # each stage its own order of the windows
-  assert r4.train.init_from == "runs/piano_r4_16k_l2d" and r4.loss.lambda_floor > 0 and r4.loss.lambda_stft == 0
+  assert r4.train.init_from == "runs/piano_r4_16k_l2e" and r4.loss.lambda_floor > 0 and r4.loss.lambda_stft == 0
   assert r4.loss.floor_db < 0.0 < r4.loss.ceiling_db == 6.0 and r2.loss.ceiling_db == 0.0  # r2: as it was trained
   assert all(c.model.to_dict() == r4.model.to_dict() for c in stage1)
-  # the shipped model enhances with overlapped windows (its saved config is stage 2's); training data the same
+  # the shipped model enhances with overlapped windows, four times the training window long (its saved config is
+  # stage 2's); the training data the same
   assert r4.data.eval_stride == 3 * r4.data.window // 4 and l2.data.eval_stride == l2.data.window
-  assert {k: v for k, v in r4.data.items() if k != "eval_stride"} == {k: v for k, v in l2.data.items()
-                                                                      if k != "eval_stride"}
+  assert r4.data.enhance_window == 4 * r4.data.window and l2.data.enhance_window == 0
+  enhance_keys = ("eval_stride", "enhance_window")
+  assert {k: v for k, v in r4.data.items() if k not in enhance_keys} == {k: v for k, v in l2.data.items()
+                                                                         if k not in enhance_keys}
   for c in stage1[1:]:
     assert {k: v for k, v in c.data.items() if k != "shuffle_seed"} == {k: v for k, v in l2.data.items()
                                                                         if k != "shuffle_seed"}
