@@ -39,8 +39,9 @@ flags.DEFINE_string("output", None, "Output file (format from its extension), or
 flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
 flags.DEFINE_integer("batch_size", 16, "Windows per network call.")
 flags.DEFINE_integer("stride", None, "Hop between windows, in samples at the model's rate (default: the checkpoint's "
-                     "config.data.eval_stride). Below the window, windows overlap and each keeps its centre: fewer "
-                     "window-edge errors, window/stride times the work.")
+                     "config.data.eval_stride, scaled by window / config.data.window for another window). Below "
+                     "the window, windows overlap and each keeps its centre: fewer window-edge errors, window/stride "
+                     "times the work.")
 flags.DEFINE_integer("window", None, "Window in samples at the model's rate (default: the checkpoint's "
                      "config.data.enhance_window, else the training window config.data.window): the generator is "
                      "fully convolutional, so a longer one (a multiple of 2**(depth+1)) gives each sample more "

@@ -37,7 +37,8 @@ flags.DEFINE_integer("max_files", -1, "Evaluate at most this many files (sorted 
 flags.DEFINE_float("max_seconds", None, "Crop each file to its first this many seconds.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing report folder.")
 flags.DEFINE_integer("stride", None, "Hop between the model's windows, in samples at its rate (default: the "
-                     "checkpoint's config.data.eval_stride); below the window they overlap (see launch/enhance.py).")
+                     "checkpoint's config.data.eval_stride, scaled by window / config.data.window for another "
+                     "window); below the window they overlap (see launch/enhance.py).")
 flags.DEFINE_integer("window", None, "The model's window in samples (default: the checkpoint's "
                      "config.data.enhance_window, else its training window); a longer one gives each sample more "
                      "context, see launch/enhance.py. Not with --collab, which evaluates the model and the sampler "
