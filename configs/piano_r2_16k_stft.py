@@ -18,6 +18,7 @@ from configs import default, piano_r4_16k_l2
 def get_config(arg: str | None = None):
   c = piano_r4_16k_l2.get_config()
   c.data.chain = "sample 8000 16000"
+  c.data.cache_dir = ""  # as trained and shipped: each stage caches its pairs in its own workdir
   c.model.depth = 4  # the r = 4 recipe went to depth 8 later; this model stays as trained and shipped
   c.model.width = 0.125  # channels 16, 32, 64, 64 (0.88M generator params)
   c.loss.lambda_stft = 0.002

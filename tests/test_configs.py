@@ -58,6 +58,7 @@ def test_piano_recipes():
     assert c.train.init_from == f"runs/piano_r4_16k_{name}" and c.optim.to_dict() == l2b.optim.to_dict()
     assert c.train.num_steps == l2b.train.num_steps
   assert len({c.data.shuffle_seed for c in stage1}) == len(stage1)  # each stage its own order of the windows
+  assert {c.data.cache_dir for c in (*stage1, r4)} == {"runs/piano_r4_16k_data_cache"}  # one cache of pairs
   assert r4.train.init_from == "runs/piano_r4_16k_l2e" and r4.loss.lambda_floor > 0 and r4.loss.lambda_stft == 0
   assert r4.loss.floor_db < 0.0 < r4.loss.ceiling_db == 6.0 and r2.loss.ceiling_db == 0.0  # r2: as it was trained
   assert all(c.model.to_dict() == r4.model.to_dict() for c in stage1)
