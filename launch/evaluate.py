@@ -72,14 +72,15 @@ def build_systems(path: str, step: int | None, collab: bool, stride: int | None 
   from sr_jax.train.checkpoint import find_step_dir  # noqa: PLC0415
 
   checkpoint = find_step_dir(path, step)
-  if collab and window is None:  # the sampler runs at the training window: the plain model too, so the two rows
-    from sr_jax.train.checkpoint import restore_config  # noqa: PLC0415  differ by the sampler alone
-
-    window = int(restore_config(checkpoint).data.window)
+  if collab:
+    # the sampler runs at the training window (enhance.geometry), and the plain model with it: the two rows then
+    # differ by the sampler alone
+    sampler = enhance.Enhancer(checkpoint, collab=True, stride=stride, window=window)
+    window = sampler.window
   enhancer = enhance.Enhancer(checkpoint, stride=stride, window=window)
   systems = {"model": enhancer.enhance_array}
   if collab:
-    systems["collab"] = enhance.Enhancer(checkpoint, collab=True, stride=stride, window=window).enhance_array
+    systems["collab"] = sampler.enhance_array
   return enhancer.config, checkpoint, systems, enhancer
 
 
