@@ -140,7 +140,10 @@ class Enhancer:
       with _quiet_absl():  # orbax warns about metadata it does not need; the user cannot act on it
         self.config, nets = restore_for_inference(self.checkpoint, parts=("gen", "disc") if collab and not
                                                   self.shaped else ("gen",))
-    except UserError:
+    except UserError as e:
+      if collab and not self.shaped and "has no discriminator" in str(e):
+        raise UserError(f"{e}; collaborative sampling (--collab) needs one: train a critic against this generator "
+                        "and shape it (configs/piano_r4_16k_critic.py and launch/shape.py show how)") from None
       raise
     except Exception as e:  # orbax/tensorstore errors of a damaged checkpoint
       raise UserError(f"cannot read the checkpoint {self.checkpoint} ({audio_lib._reason(e)})") from None

@@ -86,7 +86,9 @@ def test_user_errors_end_in_one_line(workdir, tmp_path):
       "missing workdir": ([f"--workdir={tmp_path / 'nowhere'}", f"--input={good}", out], "does not exist"),
       "missing step": ([f"--workdir={workdir}", "--step=3", f"--input={good}", out], "no checkpoint of step 3"),
       "another shape": ([f"--checkpoint={other / 'checkpoints' / '0'}", f"--input={good}", out], "another shape"),
-      "no discriminator": ([f"--workdir={workdir}", "--collab", f"--input={good}", out], "no disc network"),
+      "no discriminator": ([f"--workdir={workdir}", "--collab", f"--input={good}", out],
+                           "has no discriminator (it was trained or exported without one); collaborative sampling "
+                           "(--collab) needs one"),
       "both models": ([f"--workdir={workdir}", f"--checkpoint={workdir}", f"--input={good}", out], "exactly one"),
       "knob without collab": ([f"--workdir={workdir}", "--eta=0.3", f"--input={good}", out], "only apply with"),
       "zero stride": ([f"--workdir={workdir}", "--stride=0", f"--input={good}", out], "--stride must be a positive"),

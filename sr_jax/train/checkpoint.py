@@ -144,6 +144,9 @@ def abstract_with_shardings(abstract_state, shardings):
   return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_state, shardings)
 
 
+_PART_NAMES = {"gen": "generator", "disc": "discriminator", "ae": "autoencoder"}
+
+
 def restore_for_inference(path: str, step: int | None = None, parts: tuple[str, ...] = ("gen",)):
   """(config, {part: {"params": ..., "batch_stats": ...}}) of a run, restored as numpy arrays on the host.
 
@@ -158,7 +161,8 @@ def restore_for_inference(path: str, step: int | None = None, parts: tuple[str, 
     tree = ckptr.metadata(state_dir).item_metadata.tree
     missing = [p for p in parts if not isinstance(tree.get(p), dict)]
     if missing:
-      raise UserError(f"the checkpoint {step_dir} has no {', '.join(missing)} network (trained without it)")
+      names = " or ".join(_PART_NAMES.get(p, p) for p in missing)
+      raise UserError(f"the checkpoint {step_dir} has no {names} (it was trained or exported without one)")
     wanted = {p: {k: tree[p][k] for k in ("params", "batch_stats") if k in tree[p]} for p in parts}
     restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
     restored = ckptr.restore(state_dir, args=ocp.args.PyTreeRestore(item=wanted, restore_args=restore_args,
