@@ -298,7 +298,8 @@ def test_checkpoint_errors(workdir, tmp_path):
   meta.write_text(meta.read_text().replace('"depth": 3', '"depth": 2'))
   with pytest.raises(UserError, match="another shape"):
     enhance.Enhancer(str(step_dir))
-  with pytest.raises(UserError, match="no disc network"):
+  with pytest.raises(UserError, match=r"has no discriminator \(it was trained or exported without one\); "
+                     r"collaborative sampling \(--collab\) needs one: train a critic"):
     enhance.Enhancer(workdir, collab=True)
 
 
