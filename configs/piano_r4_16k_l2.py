@@ -21,10 +21,11 @@ with 15,000 steps beat the previous depth 4 with 6,000 by +0.4 to +0.6 dB of SNR
 Loss: plain L2. An STFT (or adversarial) term makes the network fill the empty 2-8 kHz band with energy of the
 right level but random phase: LSD falls, but SNR drops below the input's (the first shipped model: LSD 57% below
 spline, SNR 1.4 dB below it). L2 alone learns the part of the band it can predict in phase (the upper partials
-of notes it hears) and beat spline in both metrics, also on an unseen soundfont. A discriminator is trained
-alongside in stage 2 only, as the critic of collaborative sampling. (Until 2026-12-02 this stage trained it too,
-with its term never reaching the generator: the same generator updates (tests/train/test_steps.py) for 1.56x the
-step time (bench/RESULTS.md); the shipped model's stage 1 was run that way.)
+of notes it hears) and beat spline in both metrics, also on an unseen soundfont. No stage trains a discriminator
+now: the critic of collaborative sampling is an optional run after the recipe (configs/piano_r4_16k_critic.py).
+(Until 2026-12-02 this stage trained one alongside, with its term never reaching the generator: the same generator
+updates (tests/train/test_steps.py) for 1.56x the step time (bench/RESULTS.md); an earlier shipped model's stage 1
+was run that way; stage 2 trained it until 2026-12-03.)
 15,000 steps: 40-110 minutes on 2 CPU cores by the machine with the critic (40.5 min on one, 107.4 min on a second
 of the same kind), ~1/3 less without it (0.245 s/step on the second).
   python launch/train.py --config=configs/piano_r4_16k_l2.py --workdir=runs/piano_r4_16k_l2
@@ -63,7 +64,7 @@ def get_config(arg: str | None = None):
   c.data.cache_dir = "runs/piano_r4_16k_data_cache"
   c.loss.reconstruction = "l2"
   c.loss.lambda_stft = 0.0  # pure L2: see the docstring (an STFT or adversarial term adds incoherent high band)
-  c.loss.lambda_adv = 0.0  # no discriminator: stage 2 trains the critic of collaborative sampling
+  c.loss.lambda_adv = 0.0  # no discriminator (the critic of collaborative sampling: configs/piano_r4_16k_critic.py)
   c.optim.lr_g = 3e-4
   c.optim.schedule = "warmup_cosine"
   c.optim.warmup_steps = 200

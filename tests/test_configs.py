@@ -31,8 +31,8 @@ def test_recipes_start_from_the_defaults_and_take_overrides():
 
 
 def test_piano_recipes():
-  from configs import (piano_r2_16k, piano_r2_16k_stft, piano_r4_16k, piano_r4_16k_l2,  # noqa: PLC0415
-                       piano_r4_16k_l2b, piano_r4_16k_l2c, piano_r4_16k_l2d, piano_r4_16k_l2e)
+  from configs import (piano_r2_16k, piano_r2_16k_stft, piano_r4_16k, piano_r4_16k_critic,  # noqa: PLC0415
+                       piano_r4_16k_l2, piano_r4_16k_l2b, piano_r4_16k_l2c, piano_r4_16k_l2d, piano_r4_16k_l2e)
   from sr_jax.data import corpus  # noqa: PLC0415
   from sr_jax.data.degrade import chain_rates  # noqa: PLC0415
   from sr_jax.train import state as state_lib  # noqa: PLC0415
@@ -72,8 +72,13 @@ def test_piano_recipes():
   for c in stage1[1:]:
     assert {k: v for k, v in c.data.items() if k != "shuffle_seed"} == {k: v for k, v in l2.data.items()
                                                                         if k != "shuffle_seed"}
-  # stage 2 trains a discriminator (a critic for collaborative sampling) that never steers the generator
-  for c in (r4, stft, r2):
+  # r = 4: no stage trains a discriminator; the optional critic run trains one against stage 2's generator, which
+  # stays as it is (lr 0), and its term never steers it; r = 2's stages trained one alongside, the same way
+  critic = piano_r4_16k_critic.get_config()
+  assert r4.loss.lambda_adv == 0 and critic.train.init_from == "runs/piano_r4_16k" and critic.optim.lr_g == 0.0
+  assert critic.model.to_dict() == r4.model.to_dict() and critic.data.to_dict() == r4.data.to_dict()
+  assert state_lib.config_warnings(critic) == []
+  for c in (critic, stft, r2):
     assert c.loss.lambda_adv > 0 and c.loss.adv_start_step > c.train.num_steps
     state_lib.check_config(c)
     assert c.data.window % 2 ** (c.model.depth + 1) == 0
