@@ -121,7 +121,7 @@ class Enhancer:
     import jax  # noqa: PLC0415  (jax only once a model is loaded: the input checks stay light and fast)
 
     from sr_jax.models import build_discriminator, build_generator  # noqa: PLC0415
-    from sr_jax.train.checkpoint import find_step_dir, restore_for_inference  # noqa: PLC0415
+    from sr_jax.train.checkpoint import MissingNetworks, find_step_dir, restore_for_inference  # noqa: PLC0415
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
       raise UserError(f"batch size must be a positive integer, got {batch_size!r}")
@@ -140,10 +140,12 @@ class Enhancer:
       with _quiet_absl():  # orbax warns about metadata it does not need; the user cannot act on it
         self.config, nets = restore_for_inference(self.checkpoint, parts=("gen", "disc") if collab and not
                                                   self.shaped else ("gen",))
-    except UserError as e:
-      if collab and not self.shaped and "has no discriminator" in str(e):
-        raise UserError(f"{e}; collaborative sampling (--collab) needs one: train a critic against this generator "
-                        "and shape it (configs/piano_r4_16k_critic.py and launch/shape.py show how)") from None
+    except MissingNetworks as e:
+      if "disc" not in e.parts:
+        raise
+      raise UserError(f"{e}; collaborative sampling (--collab) needs one: train a critic against this generator "
+                      "and shape it (configs/piano_r4_16k_critic.py and launch/shape.py show how)") from None
+    except UserError:
       raise
     except Exception as e:  # orbax/tensorstore errors of a damaged checkpoint
       raise UserError(f"cannot read the checkpoint {self.checkpoint} ({audio_lib._reason(e)})") from None

@@ -144,7 +144,15 @@ def abstract_with_shardings(abstract_state, shardings):
   return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_state, shardings)
 
 
-_PART_NAMES = {"gen": "generator", "disc": "discriminator", "ae": "autoencoder"}
+NET_NAMES = {"gen": "generator", "disc": "discriminator", "ae": "autoencoder"}
+
+
+class MissingNetworks(UserError):
+  """A checkpoint without some of the networks asked for; `parts` names them ("gen", "disc", "ae")."""
+
+  def __init__(self, message: str, parts: tuple[str, ...]):
+    super().__init__(message)
+    self.parts = parts
 
 
 def restore_for_inference(path: str, step: int | None = None, parts: tuple[str, ...] = ("gen",)):
@@ -161,8 +169,9 @@ def restore_for_inference(path: str, step: int | None = None, parts: tuple[str, 
     tree = ckptr.metadata(state_dir).item_metadata.tree
     missing = [p for p in parts if not isinstance(tree.get(p), dict)]
     if missing:
-      names = " or ".join(_PART_NAMES.get(p, p) for p in missing)
-      raise UserError(f"the checkpoint {step_dir} has no {names} (it was trained or exported without one)")
+      names = " or ".join(NET_NAMES.get(p, p) for p in missing)
+      raise MissingNetworks(f"the checkpoint {step_dir} has no {names} (it was trained or exported without one)",
+                            tuple(missing))
     wanted = {p: {k: tree[p][k] for k in ("params", "batch_stats") if k in tree[p]} for p in parts}
     restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
     restored = ckptr.restore(state_dir, args=ocp.args.PyTreeRestore(item=wanted, restore_args=restore_args,

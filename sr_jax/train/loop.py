@@ -24,7 +24,7 @@ from jax.experimental import multihost_utils
 from sr_jax.data import datasets, pipeline
 from sr_jax.errors import UserError
 from sr_jax.train import sharding, state as state_lib, steps as steps_lib
-from sr_jax.train.checkpoint import Checkpointer, abstract_with_shardings
+from sr_jax.train.checkpoint import NET_NAMES, Checkpointer, abstract_with_shardings
 
 
 class TrainingDiverged(UserError):
@@ -114,13 +114,12 @@ def load_networks(state, path: str, parts: tuple[str, ...], shardings, flag: str
     want = jax.tree.map(lambda x: (x.shape, x.dtype), (net.params, net.batch_stats))
     got = jax.tree.map(lambda x: (x.shape, x.dtype), (loaded.params, loaded.batch_stats))
     if want != got:
-      raise UserError(f"{flag}: the {_NET_NAMES[part]} in {path} has another shape than this config's "
+      raise UserError(f"{flag}: the {NET_NAMES[part]} in {path} has another shape than this config's "
                       f"({_SHAPE_FIELDS[part]})")
     state = state.replace(**{part: jax.device_put(loaded, getattr(shardings, part))})
   return state
 
 
-_NET_NAMES = {"gen": "generator", "disc": "discriminator", "ae": "autoencoder"}
 _SHAPE_FIELDS = {"gen": "model.depth/model.width", "disc": "disc.kind/depth/width/conditional and data.window",
                  "ae": "ae.depth/ae.width and data.window"}
 
