@@ -225,10 +225,11 @@ def main(argv):
 
     window, stride = geometry(c, FLAGS.window, FLAGS.stride)  # checked before any file is made, as Enhancer will
     collab_geometry = geometry(c, FLAGS.window, FLAGS.stride, collab=True) if True in collabs else (window, stride)
-    collab_note = "" if collab_geometry == (window, stride) else " (collab rows: the training window {}, stride {})"
+    collab_note = "" if collab_geometry == (window, stride) else \
+        " (collab rows: the training window {}, stride {})".format(*collab_geometry)
     print(f"model {label}: depth {c.model.depth}, width {c.model.width}, window {window}"
           f"{'' if FLAGS.window is None else ' (--window)'}, stride {stride}"
-          f"{'' if FLAGS.stride is None else ' (--stride)'}{collab_note.format(*collab_geometry)}"
+          f"{'' if FLAGS.stride is None else ' (--stride)'}{collab_note}"
           f", rate {c.data.rate}; batch {FLAGS.batch}; collab K = "
           f"{FLAGS.max_steps if FLAGS.max_steps is not None else c.collab.max_steps}, eta {FLAGS.eta}; input "
           f"{FLAGS.signal} at {FLAGS.rate} Hz; {common.machine()}", flush=True)

@@ -1,6 +1,7 @@
 """Stage 1c of the shipped r = 4 recipe: stage 1b (configs/piano_r4_16k_l2b.py) once more from stage 1b's model: 8,000
 more plain-L2 steps, the same warm restart (Adam 1e-4, 100 warm-up steps, cosine to 0) with a third shuffle of the
-training windows. Then stage 2 (configs/piano_r4_16k.py) fine-tunes this model.
+training windows. Stages 1d and 1e (configs/piano_r4_16k_l2d.py, _l2e.py) continue from this model, then stage 2
+(configs/piano_r4_16k.py) fine-tunes the result.
 
 Why: each such round of L2 steps has gone on raising the SNR above cubic spline (stage 1b: +0.08 to +0.19 dB on the
 three test sets; this round: +0.09 to +0.16 dB before stage 2, on both machines) while LSD stays (L2 leaves the
