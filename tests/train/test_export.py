@@ -73,7 +73,8 @@ def test_collab_loads_the_exported_discriminator_and_the_shaped_one(run, tmp_pat
   collab = enhance.Enhancer(out, collab=True)
   assert collab.collab and not collab.shaped
   checkpoint.export_for_inference(run, str(tmp_path / "g"), parts=("gen",))
-  with pytest.raises(UserError, match=r"has no discriminator \(it was trained or exported without one\); collaborative sampling \(--collab\) needs one"):  # exported without it
+  with pytest.raises(UserError, match=r"has no discriminator \(it was trained or exported without one\); "
+                     r"collaborative sampling \(--collab\) needs one"):  # exported without it
     enhance.Enhancer(str(tmp_path / "g"), collab=True)
 
 
