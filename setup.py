@@ -1,5 +1,12 @@
 """sr_jax: audio super-resolution and restoration in JAX/Flax."""
+import os
+
 from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# Every file of the shipped models (orbax folders, cards, examples), relative to pretrained/.
+PRETRAINED_FILES = sorted(os.path.relpath(os.path.join(d, n), os.path.join(HERE, "pretrained"))
+                          for d, _, names in os.walk(os.path.join(HERE, "pretrained")) for n in names)
 
 INSTALL_REQUIRES = [
     "jax>=0.4.35",
@@ -29,8 +36,13 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["sr_jax", "sr_jax.*"]),
+    # The bundled configs and the shipped models travel inside the package (sr_jax/configs, sr_jax/pretrained), so
+    # `--config=NAME` and `--model=NAME` work after a plain `pip install .`; a checkout reads them where they are.
+    packages=find_packages(include=["sr_jax", "sr_jax.*"]) + ["sr_jax.configs", "sr_jax.pretrained"],
+    package_dir={"sr_jax.configs": "configs", "sr_jax.pretrained": "pretrained"},
+    package_data={"sr_jax.configs": ["*.py"], "sr_jax.pretrained": PRETRAINED_FILES},
     install_requires=INSTALL_REQUIRES,
+    entry_points={"console_scripts": ["sr-jax = sr_jax.cli:main"]},
     extras_require={
         "test": ["pytest>=8"],
         "bench": ["torch>=2.4", "psutil>=5.9"],  # any installed build, CPU or CUDA

@@ -1,0 +1,129 @@
+r"""Enhances audio files with a trained model: any format, rate, length and channel count in; the model's rate out.
+
+  python launch/enhance.py --workdir=runs/quickstart --input=low.wav --output=enhanced.wav
+  python launch/enhance.py --checkpoint=models/piano/400 --input=recordings/ --output=enhanced/ --overwrite
+  python launch/enhance.py --workdir=runs/gan --input=in.flac --output=out.flac --collab --eta=0.6
+
+The model and its config come from the checkpoint (--workdir: its latest step, or --step; --checkpoint: a step
+folder holding state/ and config/, e.g. a shipped model), so no model flags are needed. Each file is resampled to
+the model's rate (config.data.rate) with soxr, enhanced window by window (every channel) and written at that rate,
+streaming: memory stays flat whatever the file length. See sr_jax/enhance.py for the output format and subtype.
+
+--input may be a folder: every audio file directly in it (not in subfolders; hidden files skipped) is enhanced
+into the folder --output under the same name. All inputs are checked before the model is loaded, and an existing
+output is never replaced without --overwrite. Outputs are written to a temporary file and renamed once complete.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app, flags
+
+from sr_jax import resources
+from sr_jax.data import windows
+from sr_jax.errors import UserError, exit_on_user_error
+
+# Extensions enhanced in an input folder (what libsndfile reads without extra parameters).
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf",
+                    ".w64", ".rf64")
+COLLAB_KNOBS = ("eta", "max_steps", "layer", "step_size")
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Training workdir: its latest checkpoint (or --step).")
+flags.DEFINE_string("model", None, "Or a shipped model by name (e.g. piano_r4_16k; pretrained/NAME).")
+flags.DEFINE_string("checkpoint", None, "Or a checkpoint folder: one step folder (state/ + config/).")
+flags.DEFINE_integer("step", None, "Checkpoint step of --workdir (default: the latest).")
+flags.DEFINE_string("input", None, "Audio file, or a folder of audio files (not searched recursively).")
+flags.DEFINE_string("output", None, "Output file (format from its extension), or a folder (required for a folder "
+                    "--input; a file --input keeps its name there).")
+flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
+flags.DEFINE_integer("batch_size", 16, "Windows per network call.")
+flags.DEFINE_integer("stride", None, "Hop between windows, in samples at the model's rate (default: the checkpoint's "
+                     "config.data.eval_stride, scaled by window / config.data.window for another window). Below "
+                     "the window, windows overlap and each keeps its centre: fewer window-edge errors, window/stride "
+                     "times the work.")
+flags.DEFINE_integer("window", None, "Window in samples at the model's rate (default: the checkpoint's "
+                     "config.data.enhance_window, else the training window config.data.window): the generator is "
+                     "fully convolutional, so a longer one (a multiple of 2**(depth+1)) gives each sample more "
+                     "context; its default stride keeps the config's overlap fraction. --collab runs at the "
+                     "training window (another --window is refused).")
+flags.DEFINE_bool("collab", False, "Collaborative sampling with the (shaped, else trained) discriminator.")
+flags.DEFINE_float("eta", None, "Collaborative sampling: stop once D(y) >= eta (default: config.collab.eta).")
+flags.DEFINE_integer("max_steps", None, "Collaborative sampling: at most this many steps (config.collab.max_steps).")
+flags.DEFINE_integer("layer", None, "Collaborative sampling: up block refined (config.collab.layer).")
+flags.DEFINE_float("step_size", None, "Collaborative sampling: step size (config.collab.step_size).")
+flags.DEFINE_bool("progress", None, "Show a progress bar (default: on a terminal only).")
+
+
+def model_folder() -> str:
+  """The folder of the model to load: --workdir, --checkpoint or the shipped --model."""
+  return resources.model_path(FLAGS.model) if FLAGS.model else os.path.expanduser(FLAGS.workdir or FLAGS.checkpoint)
+
+
+def check_flags() -> None:
+  """The flag mistakes found before any file is read."""
+  given = [k for k in ("workdir", "checkpoint", "model") if FLAGS[k].value is not None]
+  if len(given) != 1:
+    raise UserError("give exactly one of --workdir (a training run), --checkpoint (a checkpoint folder) and --model "
+                    "(a shipped model's name)")
+  if FLAGS.model is not None:
+    resources.model_path(FLAGS.model)  # an unknown name fails before any file is read
+  if FLAGS.step is not None and FLAGS.workdir is None:
+    raise UserError("--step picks a checkpoint of --workdir; --checkpoint already names one step folder")
+  if FLAGS.step is not None and FLAGS.step < 0:
+    raise UserError(f"--step must not be negative, got {FLAGS.step}")
+  for name in ("input", "output"):
+    if not FLAGS[name].value:
+      raise UserError(f"--{name} is required")
+  if FLAGS.batch_size < 1:
+    raise UserError(f"--batch_size must be a positive number of windows, got {FLAGS.batch_size}")
+  if FLAGS.stride is not None:
+    windows.check_count(FLAGS.stride, "--stride")
+  if FLAGS.window is not None:
+    windows.check_count(FLAGS.window, "--window")
+  given = [k for k in COLLAB_KNOBS if FLAGS[k].value is not None]
+  if given and not FLAGS.collab:
+    raise UserError(f"--{', --'.join(given)} only apply with --collab")
+
+
+def plan(src: str, dst: str) -> list[tuple[str, str]]:
+  """(input file, output file) pairs for --input and --output."""
+  if not os.path.exists(src):
+    raise UserError(f"input {src} not found")
+  if not os.path.isdir(src):
+    return [(src, os.path.join(dst, os.path.basename(src)) if os.path.isdir(dst) else dst)]
+  if os.path.exists(dst) and not os.path.isdir(dst):
+    raise UserError(f"--input {src} is a folder, so --output must be a folder too, but {dst} is a file")
+  names = sorted(n for n in os.listdir(src) if not n.startswith(".") and os.path.isfile(os.path.join(src, n))
+                 and os.path.splitext(n)[1].lower() in AUDIO_EXTENSIONS)
+  if not names:
+    raise UserError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in {src} (subfolders are not searched)")
+  return [(os.path.join(src, n), os.path.join(dst, n)) for n in names]
+
+
+@exit_on_user_error
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise UserError(f"unexpected arguments: {' '.join(argv[1:])} (use --input, --output, --workdir, ...)")
+  check_flags()
+  from sr_jax import enhance  # noqa: PLC0415  (light: jax is imported once a model is loaded)
+
+  jobs = plan(FLAGS.input, FLAGS.output)
+  for src, dst in jobs:  # every input and output is checked before the model is loaded
+    enhance.check_input(src)
+    enhance.output_format(dst)
+    enhance.check_output(src, dst, FLAGS.overwrite)
+  overrides = {k: FLAGS[k].value for k in COLLAB_KNOBS}
+  enhancer = enhance.Enhancer(model_folder(), FLAGS.step, batch_size=FLAGS.batch_size,
+                              collab=FLAGS.collab, collab_overrides=overrides, stride=FLAGS.stride,
+                              window=FLAGS.window)
+  collab = f", collaborative sampling ({'shaped' if enhancer.shaped else 'trained'} discriminator)"
+  print(f"model {enhancer.checkpoint}: {enhancer.rate} Hz, window {enhancer.window}, stride {enhancer.stride}"
+        f"{collab if FLAGS.collab else ''}", flush=True)
+  for src, dst in jobs:
+    r = enhancer.enhance_file(src, dst, overwrite=FLAGS.overwrite, progress=FLAGS.progress)
+    clipped = f", {r.clipped} samples clipped to [-1, 1]" if r.clipped else ""
+    print(f"wrote {dst}: {r.seconds:.2f} s, {r.channels} ch, {r.rate_in} -> {r.rate_out} Hz, {r.subtype}, "
+          f"{r.elapsed:.1f} s (real-time factor {r.rtf:.3f}){clipped}", flush=True)
+

@@ -1,0 +1,140 @@
+r"""Evaluates a trained model on clean audio files and writes a report: metrics.json and a self-contained page.
+
+  python launch/evaluate.py --workdir=runs/tiny --data=CORPUS/test --report=runs/tiny/report
+  python launch/evaluate.py --checkpoint=runs/gan/checkpoints/2000 --data=clean/ --report=out/ --collab \
+      --chain="sample 4000 16000,whitenoise 0 0.002" --max_files=20 --max_seconds=30
+
+Each clean file is degraded with --chain (default: the model's config.data.chain) and --seed, enhanced by the
+model (and with --collab by the model with collaborative sampling), and scored with LSD, LSD-HF, LSD-LF, SNR and
+SI-SDR against the clean file, next to the baselines: cubic-spline and linear interpolation of the low-rate input
+and the (soxr) degraded input itself. The summary is the plain mean over files. Open REPORT/index.html in a
+browser; see sr_jax/report/evaluation.py for the metrics and metrics.json, sr_jax/report/html.py for the page.
+The report is written to a temporary folder and moved into place at the end: a failed run leaves no half report.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app
+from absl import flags
+
+from sr_jax import resources
+from sr_jax.data import windows
+from sr_jax.errors import UserError, exit_on_user_error
+from sr_jax.report import evaluation
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Training workdir to evaluate (its latest checkpoint, or --step).")
+flags.DEFINE_string("model", None, "Or a shipped model by name (e.g. piano_r4_16k; pretrained/NAME).")
+flags.DEFINE_string("checkpoint", None, "Or a checkpoint folder: a checkpoints/ folder or one step folder.")
+flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the latest).")
+flags.DEFINE_string("data", None, "Folder of clean reference audio files (any format and rate, searched "
+                    "recursively), e.g. a corpus split folder such as CORPUS/test.")
+flags.DEFINE_string("chain", None, "Degradation chain making the inputs, e.g. 'sample 4000 16000,whitenoise 0 0.002' "
+                    "(grammar: sr_jax/data/degrade.py); default: the model's config.data.chain.")
+flags.DEFINE_integer("seed", 0, "Degradation seed; each file's seed derives from it and the file's name.")
+flags.DEFINE_string("report", None, "Report folder to write (metrics.json, index.html, WAVs, spectrograms).")
+flags.DEFINE_bool("collab", False, "Also evaluate the model with collaborative sampling (needs a discriminator).")
+flags.DEFINE_integer("max_files", -1, "Evaluate at most this many files (sorted by path); -1: all.")
+flags.DEFINE_float("max_seconds", None, "Crop each file to its first this many seconds.")
+flags.DEFINE_bool("overwrite", False, "Replace an existing report folder.")
+flags.DEFINE_integer("stride", None, "Hop between the model's windows, in samples at its rate (default: the "
+                     "checkpoint's config.data.eval_stride, scaled by window / config.data.window for another "
+                     "window); below the window they overlap (see launch/enhance.py).")
+flags.DEFINE_integer("window", None, "The model's window in samples (default: the checkpoint's "
+                     "config.data.enhance_window, else its training window); a longer one gives each sample more "
+                     "context, see launch/enhance.py. Not with --collab, which evaluates the model and the sampler "
+                     "both at the training window.")
+
+
+def model_folder() -> str:
+  """The folder of the model to load: --workdir, --checkpoint or the shipped --model."""
+  return resources.model_path(FLAGS.model) if FLAGS.model else os.path.expanduser(FLAGS.workdir or FLAGS.checkpoint)
+
+
+def check_flags() -> None:
+  """The flag mistakes found before anything is loaded."""
+  given = [k for k in ("workdir", "checkpoint", "model") if FLAGS[k].value is not None]
+  if len(given) != 1:
+    raise UserError("give exactly one of --workdir (a training run), --checkpoint (a checkpoint folder) and --model "
+                    "(a shipped model's name)")
+  if FLAGS.model is not None:
+    resources.model_path(FLAGS.model)  # an unknown name fails before any file is read
+  for name in ("data", "report"):
+    if not FLAGS[name].value:
+      raise UserError(f"--{name} is required")
+  if FLAGS.max_files == 0 or FLAGS.max_files < -1:
+    raise UserError(f"--max_files must be a positive number of files or -1 (all), got {FLAGS.max_files}")
+  if FLAGS.max_seconds is not None and not FLAGS.max_seconds > 0:
+    raise UserError(f"--max_seconds must be > 0, got {FLAGS.max_seconds}")
+  if FLAGS.seed < 0:
+    raise UserError(f"--seed must not be negative, got {FLAGS.seed}")
+  if FLAGS.step is not None and FLAGS.step < 0:
+    raise UserError(f"--step must not be negative, got {FLAGS.step}")
+  if FLAGS.stride is not None:
+    windows.check_count(FLAGS.stride, "--stride")
+  if FLAGS.window is not None:
+    windows.check_count(FLAGS.window, "--window")
+
+
+def build_systems(path: str, step: int | None, collab: bool, stride: int | None = None, window: int | None = None):
+  """(config, checkpoint step folder, {system: enhance function}, the Enhancer of "model") of the model at `path`."""
+  from sr_jax import enhance  # noqa: PLC0415  (jax and the networks: only once the flags are fine)
+  from sr_jax.train.checkpoint import find_step_dir  # noqa: PLC0415
+
+  checkpoint = find_step_dir(path, step)
+  if collab:
+    # the sampler runs at the training window (enhance.geometry), and the plain model with it: the two rows then
+    # differ by the sampler alone
+    sampler = enhance.Enhancer(checkpoint, collab=True, stride=stride, window=window)
+    window = sampler.window
+  enhancer = enhance.Enhancer(checkpoint, stride=stride, window=window)
+  systems = {"model": enhancer.enhance_array}
+  if collab:
+    systems["collab"] = sampler.enhance_array
+  return enhancer.config, checkpoint, systems, enhancer
+
+
+def _fmt(value: float | None) -> str:
+  return "n/a" if value is None else f"{value:.3f}"
+
+
+def _print_summary(doc: dict) -> None:
+  metrics = evaluation.METRICS
+  print(f"{'system':<8}" + "".join(f"{m:>9}" for m in metrics))
+  for system, row in doc["summary"].items():
+    print(f"{system:<8}" + "".join(f"{_fmt(row[m]):>9}" for m in metrics))
+
+
+@exit_on_user_error
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise UserError(f"unexpected arguments: {' '.join(argv[1:])} (use --workdir, --data, --report, ...)")
+  check_flags()
+  evaluation.check_report_dir(FLAGS.report, FLAGS.overwrite)
+  files = evaluation.clean_files(FLAGS.data, FLAGS.max_files, exclude=FLAGS.report)
+  if FLAGS.chain is not None:
+    from sr_jax.data import degrade  # noqa: PLC0415
+
+    degrade.parse_chain(FLAGS.chain)  # a bad chain fails before the model is loaded
+  config, checkpoint, systems, enhancer = build_systems(model_folder(), FLAGS.step, FLAGS.collab,
+                                                        FLAGS.stride, FLAGS.window)
+  chain = FLAGS.chain if FLAGS.chain is not None else config.data.chain
+  rate = evaluation.eval_rate(config, chain)
+  done = []
+
+  def progress(result: evaluation.FileResult) -> None:
+    done.append(result)
+    m = result.metrics["model"]
+    print(f"[{len(done)}/{len(files)}] {result.name}: model LSD {_fmt(m['lsd'])}, SNR {_fmt(m['snr'])} dB",
+          flush=True)
+
+  doc = evaluation.write_report(
+      FLAGS.report, files, FLAGS.data, systems, chain, checkpoint, rate, seed=FLAGS.seed,
+      model_upsample=config.data.get("upsample", "soxr"), max_seconds=FLAGS.max_seconds,
+      silence_db=config.data.get("silence_db", -60.0), overwrite=FLAGS.overwrite, progress=progress,
+      stride=enhancer.stride, window=enhancer.window)
+  _print_summary(doc)
+  print(f"wrote {FLAGS.report}/index.html and metrics.json ({len(doc['files'])} files, mean over files)")
+
