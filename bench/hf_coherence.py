@@ -97,7 +97,7 @@ def evaluated_files(f) -> tuple[str, int, list[float], list[str], Iterator]:
   rate = evaluation.eval_rate(enhancer.config, chain)
   edges = parse_edges(f.bands, rate)
   results = evaluation.evaluate_files(files, os.path.abspath(f.data), {"model": enhancer.enhance_array}, chain, rate,
-                                      seed=f.seed, model_upsample=enhancer.config.data.get("upsample", "soxr"),
+                                      seed=f.seed, model_upsample=enhancer.config.data.upsample,
                                       max_seconds=f.max_seconds or None)
   return chain, rate, edges, files, results
 

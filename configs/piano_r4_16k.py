@@ -9,7 +9,7 @@ predicts the part of the 2-8 kHz band it can in phase, and leaves the rest nearl
 E[y | x] = 0.
 LSD, which is log-spectral and counts every frame and bin alike, punishes that emptiness.
 Stage 2, this file: the same model fine-tuned from stage 1e's weights (train.init_from) with L2 + a spectral corridor
-(losses.spectral_floor_loss): no cost while the output's level lies between FLOOR_DB below the target's (per
+(losses.spectral_corridor_loss): no cost while the output's level lies between FLOOR_DB below the target's (per
 500 Hz band at n_fft 512, ...) and 6 dB above the target's own level (per bin); a log-distance cost outside it. The
 floor asks for a faint fill where the model cannot predict the phase (its cost in squared error is about
 10**(FLOOR_DB / 10) of the band's energy); the ceiling keeps that fill out of quiet frames and near the level of the
@@ -40,10 +40,10 @@ SOUNDFONTS = piano_r4_16k_l2.SOUNDFONTS
 def get_config(arg: str | None = None):
   c = piano_r4_16k_l2.get_config()
   c.train.init_from = "runs/piano_r4_16k_l2e"
-  c.loss.lambda_floor = 3e-4  # 1e-3 (the depth-4 model's) cost 0.1 dB more SNR for no more LSD at depth 8
-  c.loss.floor_db = FLOOR_DB
-  c.loss.floor_pool = 16  # bands of 16 bins (500 Hz at n_fft 512): the floor does not chase each dip of a fill
-  c.loss.ceiling_db = 6.0  # per bin: never more than 6 dB above the target's level
+  c.loss.lambda_corridor = 3e-4  # 1e-3 (the depth-4 model's) cost 0.1 dB more SNR for no more LSD at depth 8
+  c.loss.corridor_floor_db = FLOOR_DB
+  c.loss.corridor_pool = 16  # bands of 16 bins (500 Hz at n_fft 512): the floor does not chase each dip of a fill
+  c.loss.corridor_ceiling_db = 6.0  # per bin: never more than 6 dB above the target's level
   # enhance/evaluate (and validation) overlap the 2048-sample windows by a quarter and keep each one's centre 1536
   # samples, which saw audio on both sides: +0.06 to +0.10 dB of SNR on the test sets for 4/3 of the network's work
   # (1024: 0.02-0.03 dB more for twice the work, below bench/enhance.py's 20x real time on 2 cores); `--stride=2048`

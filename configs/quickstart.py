@@ -5,11 +5,11 @@ Super-resolution 4 kHz -> 16 kHz (`sample 4000 16000`), L2 + multi-resolution ST
   python launch/train.py --config=configs/quickstart.py --workdir=runs/quickstart
 """
 
-from configs import default
+from sr_jax import config as defaults
 
 
 def get_config(arg: str | None = None):
-  c = default.get_config()
+  c = defaults.get_config()
   c.model.depth = 4
   c.model.width = 0.25  # channels 32, 64, 128, 128
   c.model.dropout = 0.0
@@ -28,5 +28,5 @@ def get_config(arg: str | None = None):
   c.train.log_every = 10
   c.log.audio_every = 200
   c.checkpoint.every = 100
-  default.apply_overrides(c, arg)
+  defaults.apply_overrides(c, arg)
   return c

@@ -3,11 +3,11 @@
 Data: a tiny synthetic piano corpus (10 short files) generated on first use in a second or two.
 """
 
-from configs import default
+from sr_jax import config as defaults
 
 
 def get_config(arg: str | None = None):
-  c = default.get_config()
+  c = defaults.get_config()
   c.model.depth = 3
   c.model.width = 1 / 16  # channels 8, 16, 32
   c.model.dropout = 0.0
@@ -24,5 +24,5 @@ def get_config(arg: str | None = None):
   c.train.log_every = 5
   c.log.audio_every = 10
   c.checkpoint.every = 10
-  default.apply_overrides(c, arg)
+  defaults.apply_overrides(c, arg)
   return c

@@ -7,7 +7,7 @@
 * `feature_loss`: distance between autoencoder bottleneck features of the target and of the output;
 * `multi_resolution_stft_loss`: spectral convergence + log-magnitude L1 over several STFT resolutions
   (Yamamoto et al. 2020, Parallel WaveGAN), with the STFT of `sr_jax.spectral`;
-* `spectral_floor_loss`: a spectral corridor, a log-magnitude hinge that is zero while the output's STFT level lies
+* `spectral_corridor_loss`: a spectral corridor, a log-magnitude hinge that is zero while the output's STFT level lies
   between `floor_db` below the target's and `ceiling_db` above it (see its docstring).
 
 Target and output must have the same shape (no broadcasting: (N, W) against (N, W, 1) would silently give an
@@ -132,38 +132,42 @@ def multi_resolution_stft_loss(
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3, 6))
-def _floor_term(target: jnp.ndarray, output: jnp.ndarray, n_fft: int, hop: int, floor: jnp.ndarray,
-                ceiling: jnp.ndarray, pool: int) -> jnp.ndarray:
+def _corridor_term(target: jnp.ndarray, output: jnp.ndarray, n_fft: int, hop: int, floor: jnp.ndarray,
+                   ceiling: jnp.ndarray | None, pool: int) -> jnp.ndarray:
   # bin powers without the Nyquist bin, (N, frames, n_fft / 2); bands: sums over `pool` adjacent bins
   target_power, output_power = (spectral.power(spectral.stft(x, n_fft, hop))[..., : n_fft // 2]
                                 for x in (target, output))
   band = lambda p: jnp.sum(p.reshape(*p.shape[:-1], -1, pool), axis=-1)
   log = lambda p: jnp.log(p + STFT_EPS**2)
   below = 0.5 * (log(floor**2 * band(target_power)) - log(band(output_power)))  # per band
+  if ceiling is None:
+    return jnp.mean(jax.nn.relu(below))
   above = 0.5 * (log(output_power) - log(ceiling**2 * target_power))  # per bin
   return jnp.mean(jax.nn.relu(below)) + jnp.mean(jax.nn.relu(above))
 
 
-def spectral_floor_loss(
+def spectral_corridor_loss(
     target: jnp.ndarray,
     output: jnp.ndarray,
     floor_db: float = -12.0,
     fft_sizes: Sequence[int] = (512, 1024, 2048),
     hop_sizes: Sequence[int] = (128, 256, 512),
     pool: int = 1,
-    ceiling_db: float = 200.0,
+    ceiling_db: float | None = None,
 ) -> jnp.ndarray:
   """Spectral corridor of signals (N, W) or (N, W, 1): the mean over resolutions of
 
     ``mean relu(log(a B) - log(B_hat))`` over examples, frames and bands
     + ``mean relu(log(M_hat) - log(c M))`` over examples, frames and bins,
-    a = 10**(floor_db / 20), c = 10**(ceiling_db / 20) (natural log; 1e-7 is added to every magnitude inside it),
+    a = 10**(floor_db / 20), c = 10**(ceiling_db / 20) (natural log; 1e-7 is added to every magnitude inside it;
+    the second term only with a ceiling),
 
   where M, M_hat are the STFT magnitudes |S| of target and output and B, B_hat their band magnitudes: per frame, the
   square root of the power summed over `pool` adjacent bins (pool = 1: B = M; the Nyquist bin is left out everywhere;
   n_fft / 2 must be a multiple of `pool`). It is zero, with zero gradient, wherever the output's band level is no
   more than `floor_db` below the target's and its bin level no more than `ceiling_db` above it, and grows as the log
-  of the distance outside that corridor. The default ceiling (200 dB) leaves only the floor: a one-sided hinge.
+  of the distance outside that corridor. Without a ceiling (None, the default) only the floor is left: a one-sided
+  hinge.
 
   Why: an L2-trained super-resolution network outputs E[y | x], which is ~0 in the parts of the missing band whose
   phase it cannot predict; LSD (log-spectral) punishes that emptiness heavily, while filling the band at the
@@ -178,26 +182,26 @@ def spectral_floor_loss(
   """
   if len(fft_sizes) != len(hop_sizes) or not fft_sizes:
     raise ValueError(f"need one hop per FFT size (at least one), got fft_sizes={fft_sizes}, hop_sizes={hop_sizes}")
-  check_floor_settings(floor_db, ceiling_db, pool, fft_sizes)
+  check_corridor_settings(floor_db, ceiling_db, pool, fft_sizes)
   target = spectral.drop_channel_axis(jnp.asarray(target), 2)
   output = spectral.drop_channel_axis(jnp.asarray(output), 2)
   _check_same_shape(target, output)
-  # a ceiling above 200 dB is none at all; capped so that c**2 * |S|**2 stays finite in float32 (inf * 0 = nan)
-  floor, ceiling = (jnp.asarray(10.0 ** (db / 20.0), jnp.float32) for db in (floor_db, min(ceiling_db, 200.0)))
+  floor = jnp.asarray(10.0 ** (floor_db / 20.0), jnp.float32)
+  ceiling = None if ceiling_db is None else jnp.asarray(10.0 ** (ceiling_db / 20.0), jnp.float32)
   total = 0.0
   for n_fft, hop in zip(fft_sizes, hop_sizes):
-    total = total + _floor_term(target, output, n_fft, hop, floor, ceiling, pool)
+    total = total + _corridor_term(target, output, n_fft, hop, floor, ceiling, pool)
   return total / len(fft_sizes)
 
 
-def check_floor_settings(floor_db: float, ceiling_db: float, pool: int, fft_sizes: Sequence[int],
-                         names: Sequence[str] = ("floor_db", "ceiling_db", "pool")) -> None:
-  """UserError unless floor_db < 0, ceiling_db >= floor_db and `pool` >= 1 divides every n_fft / 2; `names`
-  are the settings' names in the message (train.state.check_config passes the config fields)."""
+def check_corridor_settings(floor_db: float, ceiling_db: float | None, pool: int, fft_sizes: Sequence[int],
+                            names: Sequence[str] = ("floor_db", "ceiling_db", "pool")) -> None:
+  """UserError unless floor_db < 0, ceiling_db (if any) >= floor_db and `pool` >= 1 divides every n_fft / 2;
+  `names` are the settings' names in the message (train.state.check_config passes the config fields)."""
   floor_name, ceiling_name, pool_name = names
   if not floor_db < 0:
     raise UserError(f"{floor_name}={floor_db} must be below 0 dB (the floor lies that far below the target's level)")
-  if not ceiling_db >= floor_db:
+  if ceiling_db is not None and not ceiling_db >= floor_db:
     raise UserError(f"{ceiling_name}={ceiling_db} must not be below {floor_name}={floor_db}")
   bad = [n for n in fft_sizes if pool < 1 or (n // 2) % pool]
   if bad:

@@ -68,10 +68,14 @@ def resolve_config_flag(value: str) -> str:
 
 
 def resolve_argv(argv: list[str]) -> list[str]:
-  """argv with every `--config=NAME[:ARG]` (or `--config NAME`) resolved to a bundled config file's path."""
+  """argv with every `--config=NAME[:ARG]` (or `--config NAME`) resolved to a bundled config file's path, and a
+  leading `~` of any `--flag=~/...` value expanded (a shell expands it only where a word starts with it)."""
   out, i = [], 0
   while i < len(argv):
     a = argv[i]
+    if a.startswith("--") and "=~" in a:
+      name, value = a.split("=", 1)
+      a = f"{name}={os.path.expanduser(value)}"
     if a.startswith("--config="):
       out.append("--config=" + resolve_config_flag(a[len("--config="):]))
     elif a == "--config" and i + 1 < len(argv):

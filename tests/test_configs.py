@@ -50,7 +50,7 @@ def test_piano_recipes():
   # 1d and 1e each repeat 1b from the previous stage's model with a shuffle of their own); stage 2 fine-tunes
   # stage 1e's model (same shapes) with L2 + the spectral corridor
   for c in stage1:
-    assert c.loss.lambda_stft == 0 and c.loss.lambda_floor == 0 and c.loss.lambda_adv == 0
+    assert c.loss.lambda_stft == 0 and c.loss.lambda_corridor == 0 and c.loss.lambda_adv == 0
     state_lib.check_config(c)
   assert not l2.train.init_from and l2b.train.init_from == "runs/piano_r4_16k_l2"
   assert l2b.optim.lr_g < l2.optim.lr_g
@@ -59,8 +59,8 @@ def test_piano_recipes():
     assert c.train.num_steps == l2b.train.num_steps
   assert len({c.data.shuffle_seed for c in stage1}) == len(stage1)  # each stage its own order of the windows
   assert {c.data.cache_dir for c in (*stage1, r4)} == {"runs/piano_r4_16k_data_cache"}  # one cache of pairs
-  assert r4.train.init_from == "runs/piano_r4_16k_l2e" and r4.loss.lambda_floor > 0 and r4.loss.lambda_stft == 0
-  assert r4.loss.floor_db < 0.0 < r4.loss.ceiling_db == 6.0 and r2.loss.ceiling_db == 0.0  # r2: as it was trained
+  assert r4.train.init_from == "runs/piano_r4_16k_l2e" and r4.loss.lambda_corridor > 0 and r4.loss.lambda_stft == 0
+  assert r4.loss.corridor_floor_db < 0.0 < r4.loss.corridor_ceiling_db == 6.0 and r2.loss.corridor_ceiling_db == 0.0  # r2: as it was trained
   assert all(c.model.to_dict() == r4.model.to_dict() for c in stage1)
   # the shipped model enhances with overlapped windows, four times the training window long (its saved config is
   # stage 2's); the training data the same
@@ -83,6 +83,6 @@ def test_piano_recipes():
     state_lib.check_config(c)
     assert c.data.window % 2 ** (c.model.depth + 1) == 0
   # r = 2: stage 1 has the STFT term; stage 2 swaps it for the corridor and starts from stage 1's model
-  assert stft.loss.lambda_stft > 0 and stft.loss.lambda_floor == 0 and not stft.train.init_from
-  assert r2.loss.lambda_stft == 0 and r2.loss.lambda_floor > 0 and r2.train.init_from == "runs/piano_r2_16k_stft"
+  assert stft.loss.lambda_stft > 0 and stft.loss.lambda_corridor == 0 and not stft.train.init_from
+  assert r2.loss.lambda_stft == 0 and r2.loss.lambda_corridor > 0 and r2.train.init_from == "runs/piano_r2_16k_stft"
   assert r2.model.to_dict() == stft.model.to_dict() and r2.data.to_dict() == stft.data.to_dict()

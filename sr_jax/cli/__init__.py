@@ -49,11 +49,68 @@ def run(module_name: str, argv: list[str] | None = None, prog: str | None = None
   try:
     argv = resources.resolve_argv(argv)
   except UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    _fail(str(e))
   module = importlib.import_module(f"sr_jax.cli.{module_name}")
   sys.modules["__main__"].__doc__ = module.__doc__  # absl's --help prints the main module's docstring
-  app.run(module.main, argv=[prog or sys.argv[0]] + argv)
+  app.run(module.main, argv=[prog or sys.argv[0]] + argv, flags_parser=_parse_flags)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with a bad flag or config override ending in one `error:` line (absl prints a usage
+  block; ml_collections raises a traceback for an undeclared config key)."""
+  from absl import flags
+
+  from sr_jax.errors import UserError
+
+  try:
+    return flags.FLAGS(argv)
+  except UserError as e:
+    _fail(str(e))
+  except flags.Error as e:
+    message = str(e)
+    if "Traceback" in message:  # config_flags wraps an error raised inside the config file with its traceback
+      last = [line for line in message.splitlines() if line.strip()][-1]
+      message = f"--config: {last.split(': ', 1)[-1] if last.startswith(('sr_jax.', 'UserError')) else last}"
+    _fail(message)
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    overrides = [a[len("--config."):].split("=", 1)[0] for a in argv[1:] if a.startswith("--config.")]
+    config = _load_config(argv)
+    missing = [k for k in overrides if config is not None and not _declared(config, k)]
+    if missing:
+      _fail(f"unknown config key {missing[0]!r} (--config.{missing[0]}): the keys are declared in sr_jax/config.py")
+    _fail(f"bad config override: {e}")
+  return []
+
+
+def _load_config(argv: list[str]):
+  """The config that `--config=PATH[:ARG]` names, or None."""
+  import importlib.util
+
+  values = [a[len("--config="):] for a in argv if a.startswith("--config=")]
+  if not values:
+    return None
+  path, _, arg = values[-1].partition(":")
+  try:
+    spec = importlib.util.spec_from_file_location("_sr_jax_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg or None)
+  except Exception:  # noqa: BLE001  (only to word the error better; the parse error is reported either way)
+    return None
+
+
+def _declared(config, path: str) -> bool:
+  node = config
+  for part in path.split("."):
+    if not hasattr(node, "keys") or part not in node:
+      return False
+    node = node[part]
+  return True
+
+
+def _fail(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ _RESTART = flags.DEFINE_bool("restart", False, "Start again from the trained dis
 
 
 def default_steps(config) -> int:
-  steps = int(config.get("collab", {}).get("shape_steps", 0) or 0)
+  steps = config.collab.shape_steps
   return steps if steps > 0 else 100
 
 

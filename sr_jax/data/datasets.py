@@ -63,7 +63,7 @@ def list_files(data_config) -> dict[str, list[str]]:
 
   Raises `UserError` for an unknown source, a missing folder, a folder without audio files or a bad split.
   """
-  source = data_config.get("source", "folder")
+  source = data_config.source
   if source not in SOURCES:
     raise UserError(f"unknown data.source {source!r}: use one of {', '.join(SOURCES)}")
   if source == "tfds":
@@ -72,24 +72,25 @@ def list_files(data_config) -> dict[str, list[str]]:
     files = tfds_builder.list_entries(data_config)
   else:
     root = builtin_corpus(data_config) if source in ("corpus", "tiny") else data_root(data_config)
-    files = folder_splits(root, data_config.get("split", "80/10/10"), maestro=source == "maestro" or None)
-  return {s: _cap(sorted(files.get(s, [])), data_config.get("max_files", -1)) for s in SPLITS}
+    files = folder_splits(root, data_config.split, maestro=source == "maestro" or None)
+  return {s: _cap(sorted(files.get(s, [])), data_config.max_files) for s in SPLITS}
 
 
 def data_root(data_config) -> str:
   """The root folder of a corpus/folder/maestro source (the default corpus folder if `data.dir` is empty);
   the builder folder of a prepared TFDS source. File keys (`file_key`) are relative to it."""
-  source = data_config.get("source", "folder")
-  folder = data_config.get("dir", "")
+  source = data_config.source
+  folder = data_config.dir
   if source == "tfds":
     from sr_jax.data import tfds_builder
 
     return tfds_builder.builder_dir(data_config)
+  if source == "tiny":  # made on first use, wherever data.dir says (or its default folder)
+    return builtin_corpus(data_config)
   if source == "corpus" and not folder:
     from sr_jax.data import corpus
 
-    folder = corpus.default_corpus_dir(data_config.get("corpus_renderer", "synth"), data_config.get("rate", 16000),
-                                       data_config.get("soundfont", ""))
+    folder = corpus.default_corpus_dir(data_config.corpus_renderer, data_config.rate, data_config.soundfont)
   if not folder:
     raise UserError(f"data.dir is empty: data.source={source!r} needs --config.data.dir=/path/to/audio")
   return os.path.abspath(os.path.expanduser(folder))
@@ -210,20 +211,18 @@ def builtin_corpus(data_config) -> str:
   """The built-in piano corpus folder (`data.dir`, or the default one if empty), built first if missing."""
   from sr_jax.data import corpus
 
-  rate = data_config.get("rate", 16000)
-  if data_config.get("source") == "tiny":  # the tests' corpus: 10 short synthetic files, made in about a second
-    folder = os.path.abspath(os.path.expanduser(data_config.get("dir", "") or corpus.default_corpus_dir("tiny", rate)))
+  rate = data_config.rate
+  if data_config.source == "tiny":  # the tests' corpus: 10 short synthetic files, made in about a second
+    folder = os.path.abspath(os.path.expanduser(data_config.dir or corpus.default_corpus_dir("tiny", rate)))
     if _corpus_kind(folder, corpus.STATE_FILE) != "tiny":
       corpus.build_tiny_corpus(folder, rate=rate)
     return folder
-  folder = data_config.get("dir", "") or corpus.default_corpus_dir(data_config.get("corpus_renderer", "synth"), rate,
-                                                                    data_config.get("soundfont", ""))
+  folder = data_config.dir or corpus.default_corpus_dir(data_config.corpus_renderer, rate, data_config.soundfont)
   folder = os.path.abspath(os.path.expanduser(folder))
   if _corpus_kind(folder, corpus.STATE_FILE) == "tiny":  # a `corpus.build_tiny_corpus` folder: used as it is
     return folder
-  corpus.ensure_corpus(folder, data_config.get("corpus_minutes", 30.0), data_config.get("rate", 16000),
-                       data_config.get("corpus_renderer", "synth"), data_config.get("soundfont", ""),
-                       data_config.get("corpus_seed", 0))
+  corpus.ensure_corpus(folder, data_config.corpus_minutes, data_config.rate, data_config.corpus_renderer,
+                       data_config.soundfont, data_config.corpus_seed)
   return folder
 
 

@@ -61,7 +61,7 @@ from sr_jax.errors import UserError
 
 CACHE_VERSION = 1  # bump when the cached pair format or the degradation changes meaning
 _OPEN_LOCK = threading.Lock()
-CACHE_DTYPES = ("float32", "float16")  # config.data.get("cache_dtype"): float16 halves the cache (~66 dB SNR)
+CACHE_DTYPES = ("float32", "float16")  # config.data.cache_dtype: float16 halves the cache (~66 dB SNR)
 
 
 # ----- prepare: degrade each file once, cache the pair -----------------------------------------------------
@@ -80,7 +80,7 @@ class Prepared:
 
 def resolve_cache_dir(config, workdir: str) -> str:
   """config.data.cache_dir, or <workdir>/data_cache when it is empty."""
-  folder = config.data.get("cache_dir", "") or os.path.join(workdir, "data_cache")
+  folder = config.data.cache_dir or os.path.join(workdir, "data_cache")
   return os.path.abspath(os.path.expanduser(folder))
 
 
@@ -105,9 +105,9 @@ def prepare(config, files: list[str], root: str, cache_dir: str, workers: int | 
 
   rate = target_rate(config)
   chain = ",".join(str(s) for s in degrade.parse_chain(config.data.chain))
-  upsample = config.data.get("upsample", "soxr")
-  silence_db = config.data.get("silence_db", -60.0)
-  dtype = config.data.get("cache_dtype", "float32")
+  upsample = config.data.upsample
+  silence_db = config.data.silence_db
+  dtype = config.data.cache_dtype
   if dtype not in CACHE_DTYPES:
     raise UserError(f"data.cache_dtype {dtype!r} must be one of {', '.join(CACHE_DTYPES)}")
   folder = os.path.join(cache_dir, "pairs")
@@ -121,7 +121,7 @@ def prepare(config, files: list[str], root: str, cache_dir: str, workers: int | 
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.basename(key))[-40:]
     jobs.append((path, os.path.join(folder, f"{name}-{digest}.npy"), rate, chain, upsample, seed, silence_db,
                  dtype))
-  workers = config.data.get("workers", 0) if workers is None else workers
+  workers = config.data.workers if workers is None else workers
   todo = [job for job in jobs if not (os.path.exists(job[1]) or os.path.exists(_skip_path(job[1])))]
   if todo:
     logging.info("degrading %d of %d %s files into %s (%d workers)", len(todo), len(jobs), what, folder, workers)
@@ -282,14 +282,14 @@ def split_files(config, split: str) -> tuple[list[str], str]:
 def eval_seed(config) -> int:
   """The run seed of the validation/test degradations: config.data.eval_seed (default 0), not config.seed,
   so runs with different seeds are evaluated on the same degraded inputs."""
-  return int(config.data.get("eval_seed", 0))
+  return int(config.data.eval_seed)
 
 
 def shuffle_seed(config) -> int:
   """The grain shuffle seed (32 bits) from config.seed and config.data.shuffle_seed."""
   from sr_jax.data import degrade
 
-  return degrade.file_seed(config.seed, f"shuffle:{config.data.get('shuffle_seed', 0)}") % 2**32
+  return degrade.file_seed(config.seed, f"shuffle:{config.data.shuffle_seed}") % 2**32
 
 
 def train_dataset(config, workdir: str, process_index: int | None = None,
@@ -309,7 +309,7 @@ def train_dataset(config, workdir: str, process_index: int | None = None,
   source = WindowSource(prepared.paths, prepared.lengths, config.data.window, config.data.stride)
   ds = grain.MapDataset.source(source).shuffle(seed=shuffle_seed(config)).repeat(None)
   ds = ds.batch(batch, drop_remainder=True)
-  workers = config.data.get("workers", 0)
+  workers = config.data.workers
   it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=4))
   if workers > 0:
     if not flags.FLAGS.is_parsed():  # grain's multiprocessing reads its absl flags (defaults outside an absl app)

@@ -128,12 +128,11 @@ def prepare(folder: str, rate: int, data_dir: str | None = None, split: str = "8
 
 def builder_dir(data_config) -> str:
   """The folder of the prepared TFDS dataset for `config.data` (prepared now if needed)."""
-  name = data_config.get("tfds_name", BUILDER_NAME) or BUILDER_NAME
-  data_dir = os.path.expanduser(data_config.get("tfds_data_dir", "")) or None
+  name = data_config.tfds_name or BUILDER_NAME
+  data_dir = os.path.expanduser(data_config.tfds_data_dir) or None
   if name == BUILDER_NAME:
-    folder = data_config.get("dir", "") or datasets.builtin_corpus(data_config)  # '' = the built-in corpus
-    builder = prepare(folder, data_config.get("rate", 16000), data_dir, data_config.get("split", "80/10/10"),
-                      data_config.get("silence_db", -60.0))
+    folder = data_config.dir or datasets.builtin_corpus(data_config)  # '' = the built-in corpus
+    builder = prepare(folder, data_config.rate, data_dir, data_config.split, data_config.silence_db)
     return os.fspath(builder.data_dir)
   return _find_prepared(name, data_dir or os.fspath(tfds.core.constants.DATA_DIR))
 

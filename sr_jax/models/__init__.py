@@ -21,13 +21,13 @@ def _or(value, default):
 
 def conv_impl(config) -> str:
   """config.model.conv_impl ("xla" for configs saved before the knob existed), checked."""
-  return check_conv_impl(config.model.get("conv_impl", "xla"))
+  return check_conv_impl(config.model.conv_impl)
 
 
 def build_generator(config) -> Generator:
   m = config.model
   return Generator(depth=m.depth, width=m.width, dropout=m.dropout, dtype=as_dtype(m.dtype),
-                   zero_init_final=m.get("zero_init_final", False), conv_impl=conv_impl(config))
+                   zero_init_final=m.zero_init_final, conv_impl=conv_impl(config))
 
 
 def build_discriminator(config):

@@ -20,6 +20,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 from absl import logging
 
+from sr_jax import config as config_lib
 from sr_jax.errors import UserError
 
 # Fields that fix the shapes of the saved arrays: a workdir holding another shape cannot be resumed.
@@ -115,10 +116,11 @@ class Checkpointer:
 
 
 def restore_config(path: str) -> ml_collections.ConfigDict:
-  """The config saved with a run (a workdir, its checkpoints/ or best/ folder, or one step folder)."""
+  """The config saved with a run (a workdir, its checkpoints/ or best/ folder, or one step folder), merged over
+  the defaults (`sr_jax.config.complete`: keys added since it was saved read as their defaults)."""
   step_dir = find_step_dir(path)
   with open(os.path.join(step_dir, "config", "metadata"), encoding="utf-8") as f:
-    return ml_collections.ConfigDict(json.load(f))
+    return config_lib.complete(json.load(f))
 
 
 def find_step_dir(path: str, step: int | None = None) -> str:

@@ -70,10 +70,12 @@ def check_config(config) -> None:
     d_depth = config.disc.depth if config.disc.depth > 0 else config.model.depth
     if config.data.window % 2 ** d_depth:
       raise UserError(f"data.window={config.data.window} must be a multiple of 2**disc.depth = {2 ** d_depth}")
-  if config.loss.lambda_floor > 0:
+  if config.loss.lambda_corridor > 0:
     lc = config.loss
-    losses.check_floor_settings(lc.floor_db, lc.ceiling_db, lc.floor_pool, lc.stft_fft_sizes,
-                                ("loss.floor_db", "loss.ceiling_db", "loss.floor_pool"))
+    losses.check_corridor_settings(lc.corridor_floor_db, lc.corridor_ceiling_db, lc.corridor_pool, lc.stft_fft_sizes,
+                                   ("loss.corridor_floor_db", "loss.corridor_ceiling_db", "loss.corridor_pool"))
+  if config.optim.freeze not in ("", "gen"):
+    raise UserError(f"optim.freeze must be '' or 'gen' (the generator stays as it starts), got {config.optim.freeze!r}")
   if config.loss.reconstruction not in ("l1", "l2"):
     raise UserError(f"loss.reconstruction must be 'l1' or 'l2', got {config.loss.reconstruction!r}")
   if config.train.batch_size <= 0 or config.train.num_steps < 0:
@@ -86,7 +88,7 @@ def check_config(config) -> None:
 def check_enhance_window(config) -> None:
   """data.enhance_window (the window enhancement uses by default) is 0 or a window the generator fits: checked when
   training starts, not hours later when the model is first used."""
-  value = config.data.get("enhance_window", 0)
+  value = config.data.enhance_window
   if isinstance(value, bool) or not isinstance(value, int) or value < 0:
     raise UserError(f"data.enhance_window must be 0 (the training window) or a number of samples, got {value!r}")
   if value:

@@ -4,7 +4,8 @@ One train step, in the generator phase:
   y_hat = G(x) (train mode, dropout), kept with its VJP so G runs forward once;
   D update: BCE(D(y [| x]) -> real, D(stop_grad(y_hat) [| x]) -> fake), BatchNorm stats updated;
   G update: rec(y, y_hat) + adv_on * lambda_adv * -log D(y_hat) (with the updated D) + lambda_f * |AE(y) - AE(y_hat)|
-            + lambda_stft * MR-STFT(y, y_hat) + lambda_floor * floor(y, y_hat), pulled back through the VJP of G.
+            + lambda_stft * MR-STFT(y, y_hat) + lambda_corridor * corridor(y, y_hat), pulled back through the VJP
+            of G; with optim.freeze = "gen" no generator loss is computed and G stays as it is.
 In the autoencoder phase (global step < train.ae_steps) only the autoencoder learns the identity on targets.
 Phases and the adversarial switch are traced values (`lax.cond`, `jnp.where`): nothing recompiles when they change.
 """
@@ -36,6 +37,7 @@ def make_steps(config, models: Models, optimizers: Optimizers) -> tuple[Callable
   lc, G, D, AE = config.loss, models.gen, models.disc, models.ae
   ae_steps = int(config.train.ae_steps) if AE is not None and not config.train.ae_checkpoint else 0
   plateau = bool(config.optim.plateau)
+  frozen_gen = config.optim.freeze == "gen"
 
   def d_apply(net: NetState, y, x, key, params=None):
     """D in train mode; returns (logits, new batch stats)."""
@@ -85,13 +87,16 @@ def make_steps(config, models: Models, optimizers: Optimizers) -> tuple[Callable
         terms["stft_loss"] = losses.multi_resolution_stft_loss(
             y, y_hat, tuple(lc.stft_fft_sizes), tuple(lc.stft_hop_sizes), lc.stft_sc_weight, lc.stft_mag_weight)
         total = total + lc.lambda_stft * terms["stft_loss"]
-      if lc.lambda_floor > 0:
-        terms["floor_loss"] = losses.spectral_floor_loss(
-            y, y_hat, lc.floor_db, tuple(lc.stft_fft_sizes), tuple(lc.stft_hop_sizes), lc.floor_pool,
-            lc.ceiling_db)
-        total = total + lc.lambda_floor * terms["floor_loss"]
+      if lc.lambda_corridor > 0:
+        terms["corridor_loss"] = losses.spectral_corridor_loss(
+            y, y_hat, lc.corridor_floor_db, tuple(lc.stft_fft_sizes), tuple(lc.stft_hop_sizes), lc.corridor_pool,
+            lc.corridor_ceiling_db)
+        total = total + lc.lambda_corridor * terms["corridor_loss"]
       return total, terms
 
+    if frozen_gen:
+      out["adv_on"] = adv_on.astype(jnp.float32)
+      return state.replace(disc=disc, adv_on=adv_on, d_loss_ema=ema), out
     (g_loss, terms), dy = jax.value_and_grad(g_loss_fn, has_aux=True)(y_hat)
     (g_grads,) = g_vjp(dy)
     gen, out["g_grad_norm"] = _update(optimizers.gen, state.gen, g_grads, loss=g_loss if plateau else None)

@@ -8,7 +8,7 @@ from sr_jax.train import loop, sharding
 from tests.train.helpers import fixed_batch, tiny_config
 
 FULL = {"loss.lambda_adv": 0.1, "loss.adv_start_step": 0, "disc.conditional": True, "loss.lambda_feature": 0.5,
-        "train.ae_steps": 0, "train.ae_checkpoint": "given", "loss.lambda_stft": 0.1, "loss.lambda_floor": 0.05,
+        "train.ae_steps": 0, "train.ae_checkpoint": "given", "loss.lambda_stft": 0.1, "loss.lambda_corridor": 0.05,
         "optim.optimizer": "sgd", "optim.lr_g": 1e3, "optim.lr_d": 1e3, "loss.stft_fft_sizes": (32, 64),
         "loss.stft_hop_sizes": (8, 16)}
 
@@ -30,7 +30,7 @@ def test_same_step_on_every_mesh():
   to ~1e-7; gradients must agree to 1e-5 relative (norm of the difference over the norm of each array)."""
   results = {m: one_step(tiny_config(**FULL), *m) for m in [(1, 1), (8, 1), (4, 2)]}
   ref_before, ref_after, ref_metrics = results[(1, 1)][:3]
-  assert {"d_loss", "adv_loss", "feature_loss", "stft_loss", "floor_loss", "rec_loss"} <= set(ref_metrics)
+  assert {"d_loss", "adv_loss", "feature_loss", "stft_loss", "corridor_loss", "rec_loss"} <= set(ref_metrics)
   for mesh, (before, after, metrics, *_) in results.items():
     for k, v in ref_metrics.items():
       np.testing.assert_allclose(metrics[k], v, rtol=1e-5, atol=1e-7, err_msg=f"{k} on mesh {mesh}")
@@ -61,7 +61,7 @@ VARIANTS = {
     "patchgan": {"loss.lambda_adv": 0.01, "loss.adv_start_step": 0, "disc.kind": "patch", "disc.conditional": True},
     "ae_feature": {"loss.lambda_feature": 0.1, "train.ae_steps": 3},
     "stft": {"loss.lambda_stft": 0.1, "loss.stft_fft_sizes": (32, 64), "loss.stft_hop_sizes": (8, 16)},
-    "floor": {"loss.lambda_floor": 0.01, "loss.floor_db": -6.0, "loss.stft_fft_sizes": (32, 64),
+    "floor": {"loss.lambda_corridor": 0.01, "loss.corridor_floor_db": -6.0, "loss.stft_fft_sizes": (32, 64),
               "loss.stft_hop_sizes": (8, 16)},
 }
 
@@ -88,38 +88,38 @@ def test_variant_trains_with_decreasing_reconstruction_loss(variant):
 
 
 def test_floor_term_enters_the_generator_loss_with_its_weight():
-  """g_loss = rec + lambda_floor * floor, and the floor term is the loss of the generator's own output."""
+  """g_loss = rec + lambda_corridor * corridor, and the floor term is the loss of the generator's own output."""
   from sr_jax import losses
 
-  config = tiny_config(**{"loss.lambda_floor": 0.25, "loss.floor_db": -6.0, "loss.stft_fft_sizes": (32,),
+  config = tiny_config(**{"loss.lambda_corridor": 0.25, "loss.corridor_floor_db": -6.0, "loss.stft_fft_sizes": (32,),
                           "loss.stft_hop_sizes": (8,), "model.dropout": 0.0})
   config.mesh.data = 1
   t = loop.build_training(config)
   state = t.init()
   batch = fixed_batch(config)
   y_hat = t.models.gen.apply({"params": state.gen.params}, batch["input"])
-  want_floor = float(losses.spectral_floor_loss(batch["target"], y_hat, -6.0, (32,), (8,)))
+  want_floor = float(losses.spectral_corridor_loss(batch["target"], y_hat, -6.0, (32,), (8,)))
   _, m = t.train_step(state, sharding.global_batch(batch, t.mesh))
   m = jax.device_get(m)
-  assert m["floor_loss"] > 0.05  # the tiny untrained generator is far below the target in some bins
-  np.testing.assert_allclose(m["floor_loss"], want_floor, rtol=1e-5)
-  np.testing.assert_allclose(m["g_loss"], m["rec_loss"] + 0.25 * m["floor_loss"], rtol=1e-6)
+  assert m["corridor_loss"] > 0.05  # the tiny untrained generator is far below the target in some bins
+  np.testing.assert_allclose(m["corridor_loss"], want_floor, rtol=1e-5)
+  np.testing.assert_allclose(m["g_loss"], m["rec_loss"] + 0.25 * m["corridor_loss"], rtol=1e-6)
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"loss.floor_db": 0.0}, r"loss.floor_db=0.0 must be below 0 dB"),
-    ({"loss.ceiling_db": -20.0}, r"loss.ceiling_db=-20.0 must not be below loss.floor_db=-12.0"),
-    ({"loss.floor_pool": 3},
-     r"loss.floor_pool=3 must be >= 1 and divide n_fft / 2 of every FFT size, not of \[512, 1024, 2048\]"),
+    ({"loss.corridor_floor_db": 0.0}, r"loss.corridor_floor_db=0.0 must be below 0 dB"),
+    ({"loss.corridor_ceiling_db": -20.0}, r"loss.corridor_ceiling_db=-20.0 must not be below loss.corridor_floor_db=-12.0"),
+    ({"loss.corridor_pool": 3},
+     r"loss.corridor_pool=3 must be >= 1 and divide n_fft / 2 of every FFT size, not of \[512, 1024, 2048\]"),
 ])
 def test_bad_floor_settings_are_refused_before_compiling(overrides, message):
   from sr_jax.errors import UserError
   from sr_jax.train import state as state_lib
 
-  config = tiny_config(**{"loss.lambda_floor": 0.1, **overrides})
+  config = tiny_config(**{"loss.lambda_corridor": 0.1, **overrides})
   with pytest.raises(UserError, match=message):
     state_lib.check_config(config)
-  config.loss.lambda_floor = 0.0  # a floor that is off is not checked
+  config.loss.lambda_corridor = 0.0  # a floor that is off is not checked
   state_lib.check_config(config)
 
 
