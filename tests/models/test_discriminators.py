@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.models import jit_apply, jit_init
+from tests.models import jit_apply, jit_init, numpy_reference
 
 from sr_jax.models import ConditionalDiscriminator, Discriminator, PatchDiscriminator
 from sr_jax.models.summary import layer_table, window_spec
@@ -64,10 +64,10 @@ def test_batchnorm_stats_update_only_when_mutable():
   out, new = jit_apply(d)(v, y, train=True, rngs={"dropout": jax.random.key(1)}, mutable=["batch_stats"])
   changed = jax.tree.map(lambda a, b: not np.allclose(a, b), stats, new["batch_stats"])
   assert all(jax.tree.leaves(changed))
-  # eval mode uses the running averages and does not need (or change) them
-  e1 = jit_apply(d)(v, y)
-  e2 = jit_apply(d)(v, y)
-  np.testing.assert_array_equal(e1, e2)
+  # eval mode uses the running averages (numpy: normalised by them, not by the batch's statistics)
+  v = numpy_reference.perturbed(v)
+  want, _ = numpy_reference.discriminator(v, y)
+  np.testing.assert_allclose(jit_apply(d)(v, y), want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
   with pytest.raises(Exception, match="batch_stats"):  # train mode without mutable collections is refused
     jit_apply(d)(v, y, train=True, rngs={"dropout": jax.random.key(1)})
 
@@ -75,3 +75,35 @@ def test_batchnorm_stats_update_only_when_mutable():
 def test_original_size_parameter_count():
   _, total = layer_table(Discriminator(depth=8), window_spec(1, 8192))
   assert total == 15_141_121  # 15.1M as the original
+
+
+CASES = {
+    "global": lambda: Discriminator(depth=3, width=1 / 16, dropout=0.0),
+    "conditional": lambda: ConditionalDiscriminator(depth=2, width=1 / 16, dropout=0.0),
+    "patch": lambda: PatchDiscriminator(depth=3, width=1 / 16, head_kernel=5),
+    "conditional_patch": lambda: PatchDiscriminator(depth=2, width=1 / 16, conditional=True),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+@pytest.mark.parametrize("train", [False, True])
+def test_logits_match_an_independent_numpy_float64_forward(kind, train):
+  """Logits (and, in train mode, the updated BatchNorm running statistics) against tests/models/numpy_reference.py:
+  eval mode normalises by the running statistics, train mode (as in every GAN step; dropout 0 here) by the batch's."""
+  d = CASES[kind]()
+  y, x = x_of(4, 64, 0), x_of(4, 64, 1) * 0.5
+  args = (y, x) if d.conditional else (y,)
+  v = numpy_reference.perturbed(jit_init(d, *args), seed=3)
+  want, want_stats = numpy_reference.discriminator(v, *args, train=train)
+  if train:
+    got, new = jit_apply(d)(v, *args, train=True, rngs={"dropout": jax.random.key(0)}, mutable=["batch_stats"])
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), dict(new["batch_stats"]),
+                 want_stats)
+  else:
+    got = jit_apply(d)(v, *args)
+  assert got.shape == want.shape == ((4, 1) if kind in ("global", "conditional") else (4, 64 // 2 ** d.depth, 1))
+  assert np.std(want) > 0.05  # logits that differ between windows and patches
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+  if d.conditional:  # the condition enters first on the channels: swapping candidate and condition changes D
+    swapped, _ = numpy_reference.discriminator(v, x, y, train=train)
+    assert not np.allclose(swapped, want, atol=1e-3)

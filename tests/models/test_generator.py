@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.models import jit_apply, jit_init
+from tests.models import jit_apply, jit_init, numpy_reference
 
 from sr_jax.errors import UserError
 from sr_jax.models import Generator
@@ -54,7 +54,8 @@ def test_decode_of_encode_equals_call_exactly():
   v, x = init(model, 256)
   h, skips = jit_apply(model)(v, x, method=Generator.encode)
   y = jit_apply(model)(v, h, skips, method=Generator.decode)
-  np.testing.assert_array_equal(y, jit_apply(model)(v, x))
+  want = numpy_reference.generator(v, x)  # (G(x) is decode(*encode(x)) by construction: checked against numpy)
+  assert numpy_reference.rel_err(y - x, want - x) < 1e-5
   for l in range(0, 4):  # stop at up block l, then finish from there with the original skips
     a = jit_apply(model)(v, h, skips, stop=l, method=Generator.decode)
     np.testing.assert_array_equal(jit_apply(model)(v, a, skips, start=l, method=Generator.decode), y)
@@ -83,8 +84,9 @@ def test_dropout_train_vs_eval():
   a = jit_apply(model)(v, x, train=True, rngs={"dropout": jax.random.key(1)})
   b = jit_apply(model)(v, x, train=True, rngs={"dropout": jax.random.key(2)})
   assert not np.allclose(a, b)
-  np.testing.assert_array_equal(jit_apply(model)(v, x), jit_apply(model)(v, x))
-  np.testing.assert_array_equal(jit_apply(model)(v, x, train=True, rngs={"dropout": jax.random.key(1)}), a)
+  y = jit_apply(model)(v, x)  # eval mode: no dropout, the numpy forward (which has none)
+  assert numpy_reference.rel_err(y - x, numpy_reference.generator(v, x) - x) < 1e-5
+  assert not np.allclose(a, y)
 
 
 def test_bad_window_is_one_clear_error():
@@ -99,3 +101,20 @@ def test_zero_init_final_starts_as_identity_and_still_learns():
   np.testing.assert_array_equal(jit_apply(model)(v, x), x)
   grads = jax.grad(lambda p: jnp.sum((jit_apply(model)({"params": p}, x) - 2 * x) ** 2))(v["params"])
   assert float(jnp.abs(grads["final"]["kernel"]).max()) > 0  # the final layer gets a gradient at once
+
+
+@pytest.mark.parametrize("depth,window,impl", [(1, 32, "xla"), (2, 64, "xla"), (3, 128, "xla"), (3, 128, "fft")])
+def test_matches_an_independent_numpy_float64_forward(depth, window, impl):
+  """The whole U-Net (strided down convs, LeakyReLU, bottleneck, up convs + ReLU + subpixel + concat skips, final
+  conv + subpixel + additive input skip) against tests/models/numpy_reference.py, with every weight perturbed so that
+  biases matter; always runs (bench/torch_reference.py is the PyTorch comparison, only with torch installed)."""
+  model = Generator(depth=depth, width=1 / 16, dropout=0.5, conv_impl=impl)
+  x = jnp.asarray(np.random.default_rng(depth).standard_normal((3, window, 1)), jnp.float32)
+  v = numpy_reference.perturbed(jit_init(model, x), seed=depth)
+  got = np.asarray(jit_apply(model)(v, x), np.float64)
+  want = numpy_reference.generator(v, x)
+  assert got.shape == want.shape == (3, window, 1)
+  delta, want_delta = got - np.asarray(x), want - np.asarray(x)  # what the network adds to its input
+  assert np.abs(want_delta).max() > 0.1  # not a vanishing correction
+  assert numpy_reference.rel_err(delta, want_delta) < 1e-5
+  np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
