@@ -181,10 +181,6 @@ def test_generator_and_discriminator_are_untouched():
   sampler("global")(gen_params, disc_vars, x, eta=1.0, max_steps=3)
   after = jax.tree.map(np.array, (gen_params, disc_vars))
   jax.tree.map(np.testing.assert_array_equal, before, after)
-  # eval mode: two calls give identical outputs (no dropout, no BatchNorm update)
-  y1 = sampler("global")(gen_params, disc_vars, x, eta=1.0, max_steps=3)[0]
-  y2 = sampler("global")(gen_params, disc_vars, x, eta=1.0, max_steps=3)[0]
-  np.testing.assert_array_equal(np.asarray(y1), np.asarray(y2))
 
 
 @pytest.mark.parametrize("knobs,message", [
