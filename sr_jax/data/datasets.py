@@ -1,28 +1,10 @@
-"""Where the clean audio comes from: file lists per split, and robust loading of one file.
+"""Clean audio files: split folders (train/valid/test subfolders, MAESTRO metadata or a stable hash), the built-in
+corpus's folder, file keys and identities, and robust loading of one file.
 
-Sources (`config.data.source`):
-
-- `folder`: any folder of audio files soundfile reads (wav, flac, ogg, aiff, ...), searched recursively, at
-  any sample rate (resampled to `config.data.rate` with soxr when loaded; stereo is mixed to mono). If the
-  folder has a `train/` subfolder, the subfolders `train/`, `valid/` (or `validation/`) and `test/` are the
-  splits (the built-in corpus uses that layout); otherwise each file goes to a split by a stable hash of its
-  path relative to the folder and the percentages in `config.data.split` ("80/10/10"), so adding or removing
-  files never moves the others between splits.
-- `maestro`: a MAESTRO root (`maestro-v*.csv` or `maestro-v*.json` next to the year folders); its
-  train/validation/test column gives train/valid/test. Files listed there but missing on disk are dropped
-  with one warning. A folder source whose root holds a MAESTRO metadata file is read the same way.
-- `tiny`: a tiny synthetic corpus (`corpus.build_tiny_corpus`, made in about a second) at `config.data.dir`
-  or `corpus.default_corpus_dir("tiny", rate)`: the data of configs/tiny.py and the tests.
-- `corpus`: the built-in piano corpus at `config.data.dir`, or `corpus.default_corpus_dir(...)` if that is
-  empty; it is built on first use (`corpus.ensure_corpus`). A folder made by `corpus.build_tiny_corpus` is
-  used as it is.
-- `tfds`: a TFDS dataset prepared by `sr_jax.data.tfds_builder` (see there); its "files" are entries
-  `tfds:<builder dir>::<split>/<index>` that `load_clean` reads like files.
-
-`list_files(config.data)` gives {"train": [...], "valid": [...], "test": [...]}, each sorted, with at most
-`config.data.max_files` files per split (-1: all). `load_clean` reads one file as clean mono float32 at the
-wanted rate; unreadable, empty or silent files give `None`, one warning line each, and are counted in a
-`SkipCounter` whose summary ("skipped 3 of 120 files: 1 unreadable, 1 empty, 1 silent") callers log once.
+`load_clean` reads one file as clean mono float32 at the wanted rate; unreadable, empty or silent files give
+`None`, one warning line each, and are counted in a `SkipCounter` whose summary ("skipped 3 of 120 files: 1
+unreadable, 1 empty, 1 silent") callers log once. `sr_jax.data.sources` lists a config's files per split (every
+source, TFDS included) on top of this module.
 """
 
 from __future__ import annotations
@@ -43,7 +25,6 @@ from sr_jax.data import audio as audio_lib
 from sr_jax.errors import UserError
 
 SPLITS = ("train", "valid", "test")
-SOURCES = ("corpus", "tiny", "folder", "maestro", "tfds")
 # Extensions of the formats libsndfile reads (MP3 only with libsndfile >= 1.1).
 AUDIO_EXTENSIONS = frozenset({
     ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff", ".aifc", ".au", ".snd", ".caf",
@@ -55,45 +36,6 @@ _SKIP_REASONS = ("unreadable", "empty", "silent")
 
 
 # ----- file lists --------------------------------------------------------------------------------------------
-
-
-def list_files(data_config) -> dict[str, list[str]]:
-  """The audio files of each split for `data_config` (`config.data`): {"train", "valid", "test"} -> sorted
-  absolute paths (or TFDS entries), at most `max_files` per split (-1: all).
-
-  Raises `UserError` for an unknown source, a missing folder, a folder without audio files or a bad split.
-  """
-  source = data_config.source
-  if source not in SOURCES:
-    raise UserError(f"unknown data.source {source!r}: use one of {', '.join(SOURCES)}")
-  if source == "tfds":
-    from sr_jax.data import tfds_builder  # lazy: importing TFDS takes ~0.5 s
-
-    files = tfds_builder.list_entries(data_config)
-  else:
-    root = builtin_corpus(data_config) if source in ("corpus", "tiny") else data_root(data_config)
-    files = folder_splits(root, data_config.split, maestro=source == "maestro" or None)
-  return {s: _cap(sorted(files.get(s, [])), data_config.max_files) for s in SPLITS}
-
-
-def data_root(data_config) -> str:
-  """The root folder of a corpus/folder/maestro source (the default corpus folder if `data.dir` is empty);
-  the builder folder of a prepared TFDS source. File keys (`file_key`) are relative to it."""
-  source = data_config.source
-  folder = data_config.dir
-  if source == "tfds":
-    from sr_jax.data import tfds_builder
-
-    return tfds_builder.builder_dir(data_config)
-  if source == "tiny":  # made on first use, wherever data.dir says (or its default folder)
-    return builtin_corpus(data_config)
-  if source == "corpus" and not folder:
-    from sr_jax.data import corpus
-
-    folder = corpus.default_corpus_dir(data_config.corpus_renderer, data_config.rate, data_config.soundfont)
-  if not folder:
-    raise UserError(f"data.dir is empty: data.source={source!r} needs --config.data.dir=/path/to/audio")
-  return os.path.abspath(os.path.expanduser(folder))
 
 
 def folder_splits(root: str, split: str = "80/10/10", maestro: bool | None = None) -> dict[str, list[str]]:
@@ -235,7 +177,7 @@ def _corpus_kind(folder: str, state_file: str) -> str | None:
     return None
 
 
-def _cap(files: list[str], max_files: int) -> list[str]:
+def cap(files: list[str], max_files: int) -> list[str]:
   return files if max_files is None or max_files < 0 else files[:max_files]
 
 
@@ -298,11 +240,12 @@ class SkipCounter:
     (logging.warning if self.num_skipped else logging.info)(text)
 
 
-def load_clean(path: str, rate: int, silence_db: float = -60.0,
-               counter: SkipCounter | None = None) -> np.ndarray | None:
+def load_clean(path: str, rate: int, silence_db: float = -60.0, counter: SkipCounter | None = None,
+               reader=None) -> np.ndarray | None:
   """Clean mono float32 audio of `path` at `rate` Hz, or None (with one warning line) if the file is
-  unreadable, empty or silent (RMS below `silence_db` dBFS). Counts the outcome in `counter` if given."""
-  audio, reason, detail = read_checked(path, rate, silence_db)
+  unreadable, empty or silent (RMS below `silence_db` dBFS). Counts the outcome in `counter` if given. `reader`
+  (default `read_checked`) reads and checks one path (`sources.read_checked` also reads TFDS entries)."""
+  audio, reason, detail = (reader or read_checked)(path, rate, silence_db)
   if reason is not None:
     logging.warning("skipping %s: %s", path, detail)
   if counter is not None:
@@ -313,19 +256,27 @@ def load_clean(path: str, rate: int, silence_db: float = -60.0,
 def read_checked(path: str, rate: int, silence_db: float = -60.0) -> tuple[np.ndarray | None, str | None, str]:
   """(audio, None, '') for a usable file, else (None, reason, detail) with reason unreadable/empty/silent."""
   try:
-    if path.startswith(TFDS_PREFIX):
-      from sr_jax.data import tfds_builder
-
-      audio = tfds_builder.read_entry(path, rate)
-    else:
-      if audio_lib.info(path).frames == 0:
-        return None, "empty", "empty (no audio frames)"
-      audio, _ = audio_lib.read(path, rate=rate, mono=True)
-  except (UserError, sf.LibsndfileError, RuntimeError, OSError, EOFError) as e:
-    text = str(e)
-    if "zero frames" in text:
+    if audio_lib.info(path).frames == 0:
       return None, "empty", "empty (no audio frames)"
-    return None, "unreadable", f"unreadable ({text})"
+    audio, _ = audio_lib.read(path, rate=rate, mono=True)
+  except READ_ERRORS as e:
+    return unreadable(e)
+  return checked(audio, silence_db)
+
+
+READ_ERRORS = (UserError, sf.LibsndfileError, RuntimeError, OSError, EOFError)
+
+
+def unreadable(error: Exception) -> tuple[None, str, str]:
+  """(None, reason, detail) for an error raised while reading."""
+  text = str(error)
+  if "zero frames" in text:
+    return None, "empty", "empty (no audio frames)"
+  return None, "unreadable", f"unreadable ({text})"
+
+
+def checked(audio: np.ndarray, silence_db: float) -> tuple[np.ndarray | None, str | None, str]:
+  """`read_checked`'s verdict on audio that was read: empty, not finite or silent, else usable."""
   if audio.size == 0:
     return None, "empty", "empty (no audio frames)"
   if not np.all(np.isfinite(audio)):

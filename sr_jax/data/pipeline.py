@@ -2,7 +2,7 @@
 
 Two phases:
 
-1. prepare: every file of a split is read once (`datasets.load_clean`, at the target rate), degraded once
+1. prepare: every file of a split is read once (`sources.read_checked`, at the target rate), degraded once
    (`degrade.degrade` with the seed `degrade.file_seed(run seed, file key)`, the run seed being config.seed
    for training and config.data.eval_seed (default 0) for validation/test) and cached as one .npy of
    shape (2, frames) (row 0 the network input, row 1 the target) under `<cache dir>/pairs/<name>-<hash>.npy`,
@@ -53,7 +53,7 @@ import grain
 import numpy as np
 from absl import flags, logging
 
-from sr_jax.data import datasets, windows
+from sr_jax.data import datasets, sources, windows
 
 # `sr_jax.data.degrade` (scipy.signal, ~1-2 s to import) is imported inside the functions that degrade:
 # grain's spawned worker processes import this module to unpickle `WindowSource` and never degrade.
@@ -155,7 +155,7 @@ def _prepare_one(job: tuple) -> None:
   from sr_jax.data import degrade
 
   path, out, rate, chain, upsample, seed, silence_db, dtype = job
-  clean, reason, detail = datasets.read_checked(path, rate, silence_db)
+  clean, reason, detail = sources.read_checked(path, rate, silence_db)
   if reason is not None:
     _write_atomic(_skip_path(out), lambda f: f.write(f"{reason}\t{detail}".encode()))
     return
@@ -272,11 +272,11 @@ def shard_files(files: list[str], process_index: int, process_count: int) -> lis
 
 def split_files(config, split: str) -> tuple[list[str], str]:
   """(files of `split`, data root) for config.data; a split without files is a `UserError`."""
-  files = datasets.list_files(config.data)[split]
+  files = sources.list_files(config.data)[split]
   if not files:
     raise UserError(f"the {split} split of data.source={config.data.source!r} (data.dir={config.data.dir!r}) has "
                     "no files: add files, or change data.split / the train/valid/test subfolders")
-  return files, datasets.data_root(config.data)
+  return files, sources.data_root(config.data)
 
 
 def eval_seed(config) -> int:

@@ -15,7 +15,7 @@ without TensorFlow. Example:
 
 With `config.data.source = "tfds"`, `list_entries(config.data)` prepares `config.data.dir` (or the built-in
 corpus if empty) into `config.data.tfds_data_dir` (or TFDS's default data dir) and lists its examples as
-entries "tfds:<builder dir>::<split>/<index>", which `datasets.load_clean` reads through `read_entry`.
+entries "tfds:<builder dir>::<split>/<index>", which `sources.read_checked` reads through `read_entry`.
 `config.data.tfds_name` may also name an already prepared dataset "name" or "name/config" in the data dir.
 """
 

@@ -34,11 +34,11 @@ from absl import logging
 
 from sr_jax import losses
 from sr_jax.errors import UserError
+from sr_jax.layout import SHAPED_DIR, shaped_disc_dir  # noqa: F401  (shaped_disc_dir: enhance finds it here too)
 from sr_jax.models import build_discriminator, build_generator
 from sr_jax.sampling.collaborative import CollaborativeSampler, sampler_from_config, window_scores
 from sr_jax.train.state import NetState, make_optimizer
 
-SHAPED_DIR = "shaped_disc"
 ITEMS = ("disc", "opt_state", "data", "config")
 
 
@@ -125,24 +125,6 @@ def _numpy_restore(folder: str, step: int, item: str):
     tree = ckptr.metadata(path).item_metadata.tree
     args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
     return ckptr.restore(path, args=ocp.args.PyTreeRestore(item=tree, restore_args=args))
-
-
-def shaped_disc_dir(path: str) -> str | None:
-  """WORKDIR/shaped_disc for a workdir, its checkpoints/ or best/ folder, one of their step folders, or the
-  shaped_disc folder itself; None when there is no such folder."""
-  path = os.path.abspath(path)
-  if os.path.basename(path) == SHAPED_DIR:
-    return path if os.path.isdir(path) else None
-  parent = os.path.dirname(path)
-  candidates = [path]
-  if os.path.basename(path) in ("checkpoints", "best"):
-    candidates.append(parent)
-  elif os.path.basename(parent) in ("checkpoints", "best"):
-    candidates.append(os.path.dirname(parent))
-  for c in candidates:
-    if os.path.isdir(os.path.join(c, SHAPED_DIR)):
-      return os.path.join(c, SHAPED_DIR)
-  return None
 
 
 def load_shaped_disc(path: str, with_info: bool = False):

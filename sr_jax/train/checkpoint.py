@@ -21,6 +21,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from sr_jax import config as config_lib
+from sr_jax import layout
 from sr_jax.errors import UserError
 
 # Fields that fix the shapes of the saved arrays: a workdir holding another shape cannot be resumed.
@@ -56,13 +57,13 @@ class Checkpointer:
     self.config = config_to_dict(config)
     opts = dict(enable_async_checkpointing=async_save, create=True, cleanup_tmp_directories=True)
     self.latest = ocp.CheckpointManager(
-        os.path.join(self.workdir, "checkpoints"),
+        os.path.join(self.workdir, layout.CHECKPOINTS_DIR),
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, **opts),
         item_names=("state", "data", "config"))
     self.best = None
     if keep_best:
       self.best = ocp.CheckpointManager(
-          os.path.join(self.workdir, "best"),
+          os.path.join(self.workdir, layout.BEST_DIR),
           options=ocp.CheckpointManagerOptions(max_to_keep=1, best_fn=lambda m: m["lsd"], best_mode="min",
                                                keep_checkpoints_without_metrics=False, **opts),
           item_names=("state", "config"))
@@ -110,9 +111,29 @@ class Checkpointer:
       self.best.wait_until_finished()
 
   def close(self) -> None:
-    self.latest.close()
-    if self.best is not None:
-      self.best.close()
+    """Finishes the saves in flight, then closes the managers. Also waits for the clean-up of orbax's temporary
+    folders that each manager starts in a thread when it is created (`close` alone does not): after `close` no
+    orbax thread reads the workdir, so a failed start may remove the folders it made. Closing twice is a no-op."""
+    for manager in (self.latest, self.best):
+      if manager is not None and not getattr(manager, "_sr_jax_closed", False):
+        manager.wait_until_finished()
+        _await_tmp_cleanup(manager)
+        manager.close()
+        manager._sr_jax_closed = True  # noqa: SLF001
+
+
+def _await_tmp_cleanup(manager: ocp.CheckpointManager) -> None:
+  """Waits for the thread in which `manager` removes unfinished saves' temporary folders (cleanup_tmp_directories),
+  which orbax itself awaits only at the first save. Its failure only leaves temporary folders: a warning."""
+  wait = getattr(manager, "_maybe_await_cleanup_tmp_directory", None)
+  if wait is None:  # another orbax version: its pending future, if any
+    pending = getattr(manager, "_cleanup_tmp_directory_future", None)
+    wait = pending.result if pending is not None else None
+  if wait is not None:
+    try:
+      wait()
+    except Exception as e:  # noqa: BLE001
+      logging.warning("orbax could not clean up temporary folders in %s: %s", manager.directory, e)
 
 
 def restore_config(path: str) -> ml_collections.ConfigDict:
@@ -130,7 +151,7 @@ def find_step_dir(path: str, step: int | None = None) -> str:
     raise UserError(f"no checkpoint at {path}: the folder does not exist")
   if os.path.isdir(os.path.join(path, "state")) and os.path.isdir(os.path.join(path, "config")):
     return path
-  for sub in ("checkpoints", ""):
+  for sub in (layout.CHECKPOINTS_DIR, ""):
     folder = os.path.join(path, sub)
     if not os.path.isdir(folder):
       continue
@@ -188,7 +209,7 @@ def _cast_float(a: np.ndarray, dtype) -> np.ndarray:
 
 
 EXPORT_DTYPES = ("float32", "bfloat16")
-EXPORT_ENTRIES = ("state", "config", "shaped_disc")  # what an export folder holds (shaping.SHAPED_DIR)
+EXPORT_ENTRIES = ("state", "config", layout.SHAPED_DIR)  # what an export folder holds
 
 
 def export_for_inference(path: str, out: str, step: int | None = None, best: bool = False,
@@ -209,7 +230,7 @@ def export_for_inference(path: str, out: str, step: int | None = None, best: boo
   out = os.path.abspath(out)
   if os.path.exists(out) and not overwrite:
     raise UserError(f"{out} exists: pass overwrite (--overwrite) to replace it")
-  src = os.path.join(path, "best") if best and os.path.isdir(os.path.join(path, "best")) else path
+  src = os.path.join(path, layout.BEST_DIR) if best and os.path.isdir(os.path.join(path, layout.BEST_DIR)) else path
   if best and src == path:
     raise UserError(f"no best checkpoint in {path} (checkpoint.keep_best was off, or no validation ran yet)")
   step_dir = find_step_dir(src, step)
@@ -224,9 +245,7 @@ def export_for_inference(path: str, out: str, step: int | None = None, best: boo
     with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as ckptr:
       ckptr.save(os.path.join(tmp, "config"), args=ocp.args.JsonSave(config_to_dict(config)))
     if "disc" in parts:
-      from sr_jax.sampling.shaping import shaped_disc_dir  # noqa: PLC0415
-
-      shaped = shaped_disc_dir(step_dir)
+      shaped = layout.shaped_disc_dir(step_dir)
       if shaped is not None:
         shutil.copytree(shaped, os.path.join(tmp, os.path.basename(shaped)))
     if not os.path.exists(out):

@@ -21,7 +21,7 @@ from absl import logging
 
 from jax.experimental import multihost_utils
 
-from sr_jax.data import datasets, pipeline
+from sr_jax.data import pipeline, sources
 from sr_jax.errors import UserError
 from sr_jax.train import sharding, state as state_lib, steps as steps_lib
 from sr_jax.train.checkpoint import NET_NAMES, Checkpointer, abstract_with_shardings
@@ -187,7 +187,7 @@ def train_and_evaluate(config, workdir: str):
 
     if jax.process_count() > 1:  # process 0 builds a missing built-in corpus; the others wait for it
       if jax.process_index() == 0:
-        datasets.list_files(config.data)
+        sources.list_files(config.data)
       multihost_utils.sync_global_devices("sr_jax: data ready")
     train_iter = pipeline.train_iterator(config, workdir)
     valid = pipeline.eval_batches(config, "valid", workdir, max_batches=config.train.eval_batches,

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from configs.default import get_config
-from sr_jax.data import datasets
+from sr_jax.data import datasets, sources
 from sr_jax.errors import UserError
 
 
@@ -47,7 +47,7 @@ def test_hash_split_is_stable_disjoint_and_matches_the_rule(tmp_path):
     _touch(str(root / n))
   _touch(str(root / "notes.txt"))  # not audio: ignored
   _touch(str(root / ".hidden.wav"))  # hidden: ignored
-  files = datasets.list_files(_data_config(dir=str(root)))
+  files = sources.list_files(_data_config(dir=str(root)))
   assert set(files) == {"train", "valid", "test"}
   for split, paths in files.items():
     assert paths == sorted(paths)
@@ -59,7 +59,7 @@ def test_hash_split_is_stable_disjoint_and_matches_the_rule(tmp_path):
   # Stable: more files do not move the existing ones.
   for i in range(30):
     _touch(str(root / f"c/{i}.wav"))
-  again = datasets.list_files(_data_config(dir=str(root)))
+  again = sources.list_files(_data_config(dir=str(root)))
   for split in files:
     assert set(files[split]) <= set(again[split])
 
@@ -67,13 +67,13 @@ def test_hash_split_is_stable_disjoint_and_matches_the_rule(tmp_path):
 def test_split_percentages_and_max_files(tmp_path):
   for i in range(40):
     _touch(str(tmp_path / f"{i}.wav"))
-  files = datasets.list_files(_data_config(dir=str(tmp_path), split="0/0/100"))
+  files = sources.list_files(_data_config(dir=str(tmp_path), split="0/0/100"))
   assert (len(files["train"]), len(files["valid"]), len(files["test"])) == (0, 0, 40)
-  capped = datasets.list_files(_data_config(dir=str(tmp_path), split="0/0/100", max_files=7))
+  capped = sources.list_files(_data_config(dir=str(tmp_path), split="0/0/100", max_files=7))
   assert capped["test"] == files["test"][:7]
   for bad in ("80/10", "80/10/20", "a/b/c", "-10/60/50"):
     with pytest.raises(UserError, match="data.split"):
-      datasets.list_files(_data_config(dir=str(tmp_path), split=bad))
+      sources.list_files(_data_config(dir=str(tmp_path), split=bad))
 
 
 def test_subfolders_define_the_split(tmp_path):
@@ -83,7 +83,7 @@ def test_subfolders_define_the_split(tmp_path):
       _touch(str(tmp_path / folder / n))
   _touch(str(tmp_path / "manifest.tsv"))
   _touch(str(tmp_path / "loose.wav"))  # outside the split folders: not used
-  files = datasets.list_files(_data_config(dir=str(tmp_path)))
+  files = sources.list_files(_data_config(dir=str(tmp_path)))
   rel = {s: [os.path.relpath(p, tmp_path) for p in paths] for s, paths in files.items()}
   assert rel == {"train": ["train/2.wav", "train/3.ogg", "train/x/1.wav"], "valid": ["validation/4.wav"],
                  "test": ["test/5.aiff", "test/6.wav"]}
@@ -92,16 +92,16 @@ def test_subfolders_define_the_split(tmp_path):
 def test_missing_and_empty_folders_are_user_errors(tmp_path):
   missing = tmp_path / "nope"
   with pytest.raises(UserError, match=f"data folder {missing} does not exist"):
-    datasets.list_files(_data_config(dir=str(missing)))
+    sources.list_files(_data_config(dir=str(missing)))
   with pytest.raises(UserError, match="data.dir is empty"):
-    datasets.list_files(_data_config(dir=""))
+    sources.list_files(_data_config(dir=""))
   with pytest.raises(UserError, match="no audio files found"):
-    datasets.list_files(_data_config(dir=str(tmp_path)))
+    sources.list_files(_data_config(dir=str(tmp_path)))
   with pytest.raises(UserError, match="unknown data.source"):
-    datasets.list_files(_data_config(dir=str(tmp_path), source="hdf5"))
+    sources.list_files(_data_config(dir=str(tmp_path), source="hdf5"))
   with pytest.raises(UserError, match="is not a MAESTRO folder"):
     _touch(str(tmp_path / "a.wav"))
-    datasets.list_files(_data_config(dir=str(tmp_path), source="maestro"))
+    sources.list_files(_data_config(dir=str(tmp_path), source="maestro"))
 
 
 _MAESTRO_ROWS = [
@@ -134,12 +134,12 @@ def _fake_maestro(root, kind):
 def test_maestro_metadata(tmp_path, kind, caplog):
   _fake_maestro(tmp_path, kind)
   with caplog.at_level(logging.WARNING):
-    files = datasets.list_files(_data_config(dir=str(tmp_path), source="maestro"))
+    files = sources.list_files(_data_config(dir=str(tmp_path), source="maestro"))
   rel = {s: [os.path.relpath(p, tmp_path) for p in paths] for s, paths in files.items()}
   assert rel == {"train": ["2004/a.wav", "2004/d.wav"], "valid": ["2006/b.wav"], "test": ["2008/c.wav"]}
   assert "1 of 5 files listed in" in caplog.text
   # A folder source with MAESTRO metadata reads it too (not a hash split).
-  assert datasets.list_files(_data_config(dir=str(tmp_path), source="folder")) == files
+  assert sources.list_files(_data_config(dir=str(tmp_path), source="folder")) == files
 
 
 def test_load_clean_resamples_to_the_config_rate(tmp_path):
@@ -212,13 +212,13 @@ def test_corpus_source_builds_the_default_corpus_on_first_use(tmp_path, monkeypa
 
   monkeypatch.setattr(corpus, "ensure_corpus", fake_ensure)
   c = _data_config(source="corpus", dir="", corpus_minutes=2.0, rate=8000)
-  files = datasets.list_files(c)
+  files = sources.list_files(c)
   expected_dir = corpus.default_corpus_dir("synth", 8000)
   assert expected_dir.startswith(str(tmp_path / "home"))
   assert calls == [(expected_dir, 2.0, 8000, "synth", "", 0)]
   assert [len(files[s]) for s in datasets.SPLITS] == [3, 1, 2]
   assert all(p.startswith(os.path.join(expected_dir, s) + os.sep) for s in datasets.SPLITS for p in files[s])
-  assert datasets.data_root(c) == expected_dir
+  assert sources.data_root(c) == expected_dir
 
 
 def test_corpus_source_uses_a_tiny_corpus_as_it_is(tmp_path, monkeypatch):
@@ -226,6 +226,6 @@ def test_corpus_source_uses_a_tiny_corpus_as_it_is(tmp_path, monkeypatch):
 
   corpus.build_tiny_corpus(str(tmp_path / "tiny"), seconds_per_file=0.2)
   monkeypatch.setattr(corpus, "ensure_corpus", lambda *a, **k: pytest.fail("must not rebuild a tiny corpus"))
-  files = datasets.list_files(_data_config(source="corpus", dir=str(tmp_path / "tiny")))
+  files = sources.list_files(_data_config(source="corpus", dir=str(tmp_path / "tiny")))
   assert [len(files[s]) for s in datasets.SPLITS] == [6, 2, 2]
   assert all(datasets.load_clean(p, 16000) is not None for p in files["valid"])

@@ -14,7 +14,7 @@ import soundfile as sf
 from etils import epath
 
 from configs.default import get_config
-from sr_jax.data import datasets, degrade, pipeline, windows
+from sr_jax.data import datasets, degrade, pipeline, sources, windows
 from sr_jax.errors import UserError
 
 RATE, WINDOW, STRIDE, EVAL_STRIDE = 16000, 512, 256, 384
@@ -80,7 +80,7 @@ def _assert_same(batches_a, batches_b):
 
 def test_train_batches_first_epoch_is_a_shuffle_of_all_windows(folder, tmp_path):
   config = _config(folder)
-  files = datasets.list_files(config.data)["train"]
+  files = sources.list_files(config.data)["train"]
   reference = _reference_pairs(config, files, folder, STRIDE)
   it = pipeline.train_iterator(config, str(tmp_path), 0, 1)
   batches = [next(it) for _ in range(-(-len(reference) // 4) + 1)]
@@ -98,7 +98,7 @@ def test_train_batches_first_epoch_is_a_shuffle_of_all_windows(folder, tmp_path)
 
 def test_restored_iterator_continues_bit_exactly(folder, tmp_path):
   config = _config(folder)
-  num_windows = len(_reference_pairs(config, datasets.list_files(config.data)["train"], folder, STRIDE))
+  num_windows = len(_reference_pairs(config, sources.list_files(config.data)["train"], folder, STRIDE))
   it = pipeline.train_iterator(config, str(tmp_path), 0, 1)
   for _ in range(num_windows // 4 - 2):  # the batches after the saved state cross into the second epoch
     next(it)
@@ -139,7 +139,7 @@ def test_worker_processes_and_orbax_checkpoint_handler(folder, tmp_path):
 def test_process_shards_are_disjoint_and_cover_the_files(folder, tmp_path):
   config = _config(folder)
   config.train.batch_size = 6
-  files = datasets.list_files(config.data)["train"]
+  files = sources.list_files(config.data)["train"]
   shards = [pipeline.shard_files(files, p, 3) for p in range(3)]
   assert sorted(f for s in shards for f in s) == sorted(files)
   assert sum(len(s) for s in shards) == len(set(files))
@@ -159,7 +159,7 @@ def test_process_shards_are_disjoint_and_cover_the_files(folder, tmp_path):
 
 def test_eval_batches_cover_every_window_once_in_order(folder, tmp_path):
   config = _config(folder)
-  files = datasets.list_files(config.data)["valid"]
+  files = sources.list_files(config.data)["valid"]
   reference = _reference_pairs(config, files, folder, EVAL_STRIDE)
   per_process = [pipeline.eval_batches(config, "valid", str(tmp_path), p, 2, batch_size=3) for p in range(2)]
   assert len(per_process[0]) == len(per_process[1]) == -(-len(reference) // 6)
@@ -187,7 +187,7 @@ def test_eval_batches_cover_every_window_once_in_order(folder, tmp_path):
 
 def test_cache_is_incremental_and_skips_are_reported_each_run(folder, tmp_path, caplog, monkeypatch):
   config = _config(folder, cache_dir=str(tmp_path / "cache"))
-  files = datasets.list_files(config.data)["train"]
+  files = sources.list_files(config.data)["train"]
   with caplog.at_level(logging.INFO):
     first = pipeline.prepare(config, files, folder, pipeline.resolve_cache_dir(config, "unused"), what="train")
   assert len(first.paths) == 6 and first.counter.summary() == "skipped 1 of 7 files: 1 silent"
@@ -219,7 +219,7 @@ def test_chain_must_match_the_rate(folder, tmp_path):
 
 def test_float16_cache_halves_the_pairs(folder, tmp_path):
   config = _config(folder, cache_dtype="float16")
-  reference = _reference_pairs(config, datasets.list_files(config.data)["test"], folder, EVAL_STRIDE)
+  reference = _reference_pairs(config, sources.list_files(config.data)["test"], folder, EVAL_STRIDE)
   ev = pipeline.eval_batches(config, "test", str(tmp_path), 0, 1, batch_size=len(reference))
   (batch,) = list(ev)
   assert batch["input"].dtype == np.float32 and batch["mask"].all()
@@ -235,7 +235,7 @@ def test_float16_cache_halves_the_pairs(folder, tmp_path):
 def test_seeds_train_with_the_run_seed_and_evaluate_with_the_eval_seed(folder, tmp_path):
   config = _config(folder)
   config.seed = 5
-  files = datasets.list_files(config.data)
+  files = sources.list_files(config.data)
   train_ref = _reference_pairs(config, files["train"], folder, STRIDE)
   assert {_key(r) for r in train_ref}.isdisjoint(_key(r) for r in _reference_pairs(config, files["train"], folder,
                                                                                      STRIDE, run_seed=0))
@@ -249,7 +249,7 @@ def test_seeds_train_with_the_run_seed_and_evaluate_with_the_eval_seed(folder, t
 
 def test_eval_batches_spline_baseline_is_the_cubic_degradation_of_the_same_windows(folder, tmp_path):
   config = _config(folder)
-  files = datasets.list_files(config.data)["valid"]
+  files = sources.list_files(config.data)["valid"]
   batches = list(pipeline.eval_batches(config, "valid", str(tmp_path), 0, 1, batch_size=3, baseline_upsample="cubic"))
   expected = []
   for path in files:

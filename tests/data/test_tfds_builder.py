@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from configs.default import get_config
-from sr_jax.data import datasets, tfds_builder
+from sr_jax.data import datasets, sources, tfds_builder
 from sr_jax.errors import UserError
 
 RATE = 16000
@@ -68,25 +68,25 @@ def test_config_names_tell_folders_and_rates_apart(audio_folder):
   assert a != tfds_builder.config_name(audio_folder + "_copy", 16000)
 
 
-def test_tfds_source_lists_entries_that_load_clean_reads(audio_folder, tmp_path):
+def test_tfds_source_lists_entries_that_read_checked_reads(audio_folder, tmp_path):
   c = get_config().data
   c.source, c.dir, c.tfds_data_dir, c.rate = "tfds", audio_folder, str(tmp_path / "tfds"), RATE
-  files = datasets.list_files(c)
+  files = sources.list_files(c)
   assert [len(files[s]) for s in ("train", "valid", "test")] == [4, 1, 1]
-  root = datasets.data_root(c)
+  root = sources.data_root(c)
   assert [datasets.file_key(f, root) for f in files["train"]] == [f"train/{i:07d}" for i in range(4)]
-  audio = datasets.load_clean(files["test"][0], RATE)
+  audio = datasets.load_clean(files["test"][0], RATE, reader=sources.read_checked)
   np.testing.assert_array_equal(audio, datasets.load_clean(os.path.join(audio_folder, "test/f.wav"), RATE))
   # Read at another rate: resampled from the prepared 16 kHz.
-  assert datasets.load_clean(files["test"][0], 8000).shape == (len(audio) // 2,)
+  assert sources.read_checked(files["test"][0], 8000)[0].shape == (len(audio) // 2,)
   # An already prepared dataset can be named instead of the folder.
   c2 = get_config().data
   c2.source, c2.tfds_data_dir = "tfds", c.tfds_data_dir
   c2.tfds_name = f"{tfds_builder.BUILDER_NAME}/{tfds_builder.config_name(audio_folder, RATE)}"
-  assert datasets.list_files(c2) == files
+  assert sources.list_files(c2) == files
   c2.tfds_name = "not_prepared_here"
   with pytest.raises(UserError, match="no prepared TFDS dataset 'not_prepared_here'"):
-    datasets.list_files(c2)
+    sources.list_files(c2)
   assert "tensorflow" not in sys.modules
 
 
