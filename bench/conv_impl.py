@@ -2,9 +2,8 @@ r"""model.conv_impl: is "fft" (big stride-1 kernels by FFT) faster than "xla" (l
 
   python bench/conv_impl.py [--configs=piano_r4_16k,quickstart --batch=16 --repeats=5 --json=FILE] [--nolayers]
 
-For each config (piano_r4_16k = configs/piano_r4_16k.py: depth 8 since 2026-12-02, depth 4 before, width 1/8, window
-2048; quickstart =
-configs/quickstart.py: depth 4, width 1/4, window 2048; or any configs/NAME.py), the generator is built twice, with
+For each config (piano_r4_16k = configs/piano_r4_16k.py: depth 8, width 1/8, window 2048; quickstart =
+configs/quickstart.py; or any configs/NAME.py), the generator is built twice, with
 model.conv_impl "xla" and "fft", from the SAME params (initialised once; zero_init_final off, so that every layer
 matters for the errors), on --batch windows of noise, eval mode:
   forward           jit(G(x))
