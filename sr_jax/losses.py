@@ -6,7 +6,7 @@
   (one per example, or a PatchGAN's (N, P, 1)); the mean is over all of them;
 * `feature_loss`: distance between autoencoder bottleneck features of the target and of the output;
 * `multi_resolution_stft_loss`: spectral convergence + log-magnitude L1 over several STFT resolutions
-  (Yamamoto et al. 2020, Parallel WaveGAN), with the STFT of `sr_jax.spectral`;
+  (Yamamoto et al. 2020, Parallel WaveGAN), with the STFT of `sr_jax.spectral`, bounded on silent windows;
 * `spectral_corridor_loss`: a spectral corridor, a log-magnitude hinge that is zero while the output's STFT level lies
   between `floor_db` below the target's and `ceiling_db` above it (see its docstring).
 
@@ -17,16 +17,21 @@ Target and output must have the same shape (no broadcasting: (N, W) against (N, 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from sr_jax import spectral
 from sr_jax.errors import UserError
 
-STFT_EPS = 1e-7  # added to the spectral-convergence denominator and inside the log of the magnitudes
+STFT_EPS = 1e-7  # added inside the log of the magnitudes (STFT and corridor terms)
+# the spectral-convergence denominator never falls below the STFT norm of white noise at this RMS level (dB
+# re full scale 1.0): the level below which sr_jax calls audio silent (data.silence_db)
+STFT_SC_FLOOR_DB = -60.0
 RECONSTRUCTION_KINDS = ("l1", "l2")
 
 
@@ -90,14 +95,23 @@ def _frobenius(m: jnp.ndarray) -> jnp.ndarray:
   return _safe_sqrt(jnp.sum(m**2, axis=(-2, -1)))
 
 
+def stft_noise_norm(length: int, n_fft: int, hop: int, level_db: float) -> float:
+  """Expected Frobenius norm of the STFT (`sr_jax.spectral.stft`) of white noise of RMS 10**(level_db / 20) over
+  `length` samples: every frame and bin has E|S|^2 = rms^2 * sum(w^2) (Hann window w), so the norm is
+  ``rms * sqrt(frames * (n_fft / 2 + 1) * sum(w^2))``; any stationary signal of that RMS has about the same."""
+  frames = spectral.num_frames(length, n_fft, hop)
+  window_energy = float(np.sum(spectral.hann_window(n_fft) ** 2))
+  return 10.0 ** (level_db / 20.0) * math.sqrt(frames * (n_fft // 2 + 1) * window_energy)
+
+
 @functools.partial(jax.jit, static_argnums=(2, 3))  # compiled once per shape, also when called eagerly
 def _stft_loss_terms(
-    target: jnp.ndarray, output: jnp.ndarray, n_fft: int, hop: int
+    target: jnp.ndarray, output: jnp.ndarray, n_fft: int, hop: int, sc_floor: jnp.ndarray
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
   """(spectral convergence, log-magnitude L1) at one resolution, each averaged over the batch."""
   target_mag = _safe_sqrt(spectral.power(spectral.stft(target, n_fft, hop)))
   output_mag = _safe_sqrt(spectral.power(spectral.stft(output, n_fft, hop)))
-  convergence = _frobenius(target_mag - output_mag) / (_frobenius(target_mag) + STFT_EPS)
+  convergence = _frobenius(target_mag - output_mag) / jnp.maximum(_frobenius(target_mag), sc_floor)
   log_l1 = jnp.abs(jnp.log(target_mag + STFT_EPS) - jnp.log(output_mag + STFT_EPS))
   return jnp.mean(convergence), jnp.mean(log_l1)
 
@@ -109,24 +123,42 @@ def multi_resolution_stft_loss(
     hop_sizes: Sequence[int] = (128, 256, 512),
     sc_weight: float = 1.0,
     mag_weight: float = 1.0,
+    sc_floor_db: float = STFT_SC_FLOOR_DB,
 ) -> jnp.ndarray:
   """Multi-resolution STFT loss of signals (N, W) or (N, W, 1); the mean over resolutions of
   ``sc_weight * SC + mag_weight * LogMag`` where, with magnitudes M = |S(target)| and M_hat = |S(output)|:
 
-  * SC = ``||M - M_hat||_F / (||M||_F + 1e-7)``, Frobenius norms over (frames, bins) per example, then the
-    batch mean;
+  * SC = ``||M - M_hat||_F / max(||M||_F, F)``, Frobenius norms over (frames, bins) per example, then the batch
+    mean; F = `stft_noise_norm` (W, n_fft, hop, sc_floor_db): the norm of a window of white noise at `sc_floor_db`
+    dB RMS (-60 dB: 0.91 at n_fft 512 and W 2048);
   * LogMag = ``mean |log(M + 1e-7) - log(M_hat + 1e-7)|`` over examples, frames and bins.
+
+  Why the floor: SC is a relative error, which has no meaning against silence. With the bare ``||M||_F`` (+ 1e-7),
+  a silent or near-silent target window (2% of the built-in corpus's training windows are exactly zero: rests and
+  file ends) turns the tiny residual of a good output into an SC of 1e4 or more (3e5 for a -90 dB residual on a zero
+  window). Windows above the floor's level keep their relative error unchanged (the floor is a max: their loss is the
+  same function as without it); a quieter one is measured against the floor instead, an absolute error in units of a
+  window at that level. For a target below the floor SC is then at most about ``RMS(output - target) / 10**(sc_floor_db
+  / 20)`` (100 for an output at -20 dB RMS against the -60 dB floor, 0.03 for a -90 dB residual), and the norm of its
+  gradient with respect to each example's output at most about ``1 / (N * 10**(sc_floor_db / 20) * sqrt(W))``, that of
+  a window at the floor's level (a window at -20 dB gets 1/100 of it). A fixed level, not one relative to the batch,
+  keeps each example's loss independent of the others. LogMag needs no floor for its value: it is at most
+  ``log(1 + max M / 1e-7)``, ~23 for signals within [-1, 1] (max M <= sum(w) = n_fft / 2); its gradient, 1 / (M_hat +
+  1e-7) per bin, is small wherever the output is not near silent itself.
 
   Gradients are finite everywhere, also for silent (all-zero) target and output.
   """
   if len(fft_sizes) != len(hop_sizes) or not fft_sizes:
     raise ValueError(f"need one hop per FFT size (at least one), got fft_sizes={fft_sizes}, hop_sizes={hop_sizes}")
+  if not math.isfinite(sc_floor_db):
+    raise ValueError(f"sc_floor_db must be a finite level in dB, got {sc_floor_db}")
   target = spectral.drop_channel_axis(jnp.asarray(target), 2)
   output = spectral.drop_channel_axis(jnp.asarray(output), 2)
   _check_same_shape(target, output)
   total = 0.0
   for n_fft, hop in zip(fft_sizes, hop_sizes):
-    convergence, log_l1 = _stft_loss_terms(target, output, n_fft, hop)
+    floor = jnp.asarray(stft_noise_norm(target.shape[-1], n_fft, hop, sc_floor_db), jnp.float32)
+    convergence, log_l1 = _stft_loss_terms(target, output, n_fft, hop, floor)
     total = total + sc_weight * convergence + mag_weight * log_l1
   return total / len(fft_sizes)
 

@@ -80,14 +80,21 @@ def test_gan_losses_hand_worked_and_stable():
   assert np.all(np.isfinite(np.asarray(jax.grad(losses.generator_adversarial_loss)(-big))))
 
 
-def numpy_mr_stft(target, output, fft_sizes, hop_sizes, sc_weight=1.0, mag_weight=1.0, eps=1e-7):
-  """float64 reference: per example and resolution, with numpy norms (spectral.stft is tested on its own)."""
+def numpy_mr_stft(target, output, fft_sizes, hop_sizes, sc_weight=1.0, mag_weight=1.0, eps=1e-7, sc_floor_db=-60.0):
+  """float64 reference: per example and resolution, with numpy norms (spectral.stft is tested on its own). The SC
+  denominator is max(||M||_F, floor), floor = the expected STFT norm of white noise at sc_floor_db dB RMS (every bin
+  of every frame: E|S|^2 = rms^2 sum(w^2)); sc_floor_db=None: the formula without a floor, ||M||_F + eps."""
   total = []
   for n_fft, hop in zip(fft_sizes, hop_sizes):
     sc, mag = [], []
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
     for t, o in zip(target, output):
       mt, mo = np.abs(spectral.stft(t, n_fft, hop)), np.abs(spectral.stft(o, n_fft, hop))
-      sc.append(np.linalg.norm(mt - mo) / (np.linalg.norm(mt) + eps))
+      if sc_floor_db is None:
+        denominator = np.linalg.norm(mt) + eps
+      else:
+        denominator = max(np.linalg.norm(mt), 10 ** (sc_floor_db / 20) * np.sqrt(mt.size * np.sum(hann**2)))
+      sc.append(np.linalg.norm(mt - mo) / denominator)
       mag.append(np.mean(np.abs(np.log(mt + eps) - np.log(mo + eps))))
     total.append(sc_weight * np.mean(sc) + mag_weight * np.mean(mag))
   return np.mean(total)
@@ -139,6 +146,82 @@ def test_multi_resolution_stft_loss_gradient_matches_finite_difference():
       - numpy_mr_stft(target, output - step * np.asarray(direction, np.float64), (128,), (32,))
   ) / (2 * step)
   np.testing.assert_allclose(analytic, numeric, rtol=1e-3)
+
+
+def _white(rms, shape, seed):
+  return rms * np.random.default_rng(seed).standard_normal(shape)
+
+
+def test_stft_noise_norm_is_the_stft_norm_of_white_noise():
+  # hand-worked: W = 2048, n_fft 512, hop 128: 17 frames, 257 bins, sum of the periodic Hann squared = 3/8 * 512
+  np.testing.assert_allclose(losses.stft_noise_norm(2048, 512, 128, -60.0), 1e-3 * np.sqrt(17 * 257 * 192), rtol=1e-9)
+  # and the mean STFT energy of 400 windows of white noise at -60 dB (float64 numpy) is its square
+  noise = _white(1e-3, (400, 2048), seed=20)
+  for n_fft, hop in ((512, 128), (2048, 512)):
+    energy = np.mean(np.abs(spectral.stft(noise, n_fft, hop)) ** 2, axis=0).sum()
+    np.testing.assert_allclose(energy, losses.stft_noise_norm(2048, n_fft, hop, -60.0) ** 2, rtol=0.02)
+
+
+def test_multi_resolution_stft_loss_matches_numpy_at_every_level():
+  """Windows at -20, -45, -70 dB RMS and a silent one (outputs: the target + noise 10 dB below it, or at -90 dB for
+  the silent one) against the float64 reference; the two above the floor also against the formula without one."""
+  levels = (-20.0, -45.0, -70.0)
+  target = np.stack([_white(10 ** (db / 20), 2048, seed=21 + i) for i, db in enumerate(levels)] + [np.zeros(2048)])
+  error_db = np.array([db - 10 for db in levels] + [-90.0])
+  output = target + 10 ** (error_db[:, None] / 20) * np.random.default_rng(25).standard_normal((4, 2048))
+  t, o = _f32(target, output)
+  sizes, hops = (512, 1024, 2048), (128, 256, 512)
+  np.testing.assert_allclose(losses.multi_resolution_stft_loss(t, o), numpy_mr_stft(target, output, sizes, hops),
+                             rtol=1e-4)
+  np.testing.assert_allclose(losses.multi_resolution_stft_loss(t[:2], o[:2], sc_floor_db=-50.0),
+                             numpy_mr_stft(target[:2], output[:2], sizes, hops, sc_floor_db=-50.0), rtol=1e-4)
+  # normal-level windows: the same loss as without a floor (||M||_F + 1e-7), to float32 rounding
+  np.testing.assert_allclose(losses.multi_resolution_stft_loss(t[:2], o[:2]),
+                             numpy_mr_stft(target[:2], output[:2], sizes, hops, sc_floor_db=None), rtol=1e-5)
+
+
+@pytest.mark.parametrize("target_db", [None, -80.0])  # an all-zero target window, and one at -80 dB RMS
+def test_multi_resolution_stft_loss_is_bounded_on_silent_targets(target_db):
+  """Below the -60 dB floor, SC is the output's error in units of a -60 dB window: ~RMS(error) / 1e-3.
+
+  A normal output (white noise at -20 dB RMS) gives SC = 0.1 / 1e-3 = 100 (E||M_hat||_F^2 = rms^2 * frames * bins *
+  sum(w^2), the floor's formula at 40 dB more). LogMag against a silent target is E log((|S_hat| + 1e-7) / 1e-7):
+  |S_hat|^2 / (rms^2 sum(w^2)) is exponential with mean 1, whose log has mean -gamma, so LogMag = log(rms
+  sqrt(sum(w^2)) / 1e-7) - gamma / 2 (~16.5); against the -80 dB target it is ~log(0.1 / 1e-4) = 6.9 (60 dB apart).
+  The gradient of SC with respect to each example's output has norm ||grad ||A x|| / F|| ~ 1 / (N 1e-3 sqrt(W)):
+  the STFT A scales every signal's norm by the same factor sqrt(frames * bins * sum(w^2) / W) as it scales the floor.
+  (LogMag's gradient grows as 1 / M_hat where the output itself is near silent, in any window: not bounded here.)
+  Without the floor (the bare ||M||_F + 1e-7) the zero target gives SC ~ 1e8 here, and 3e5 for a -90 dB residual."""
+  n, width, sizes, hops = 2, 2048, (512, 1024, 2048), (128, 256, 512)
+  target = np.zeros((n, width)) if target_db is None else _white(10 ** (target_db / 20), (n, width), seed=26)
+  # a -90 dB residual: SC = 10**(-30 / 20) on silence; on the -80 dB target less (||M_hat| - |M|| <= |S_residual|
+  # per bin, and about half its energy: only its component in phase with the target's bin counts)
+  for output, want_sc in ((_white(0.1, (n, width), seed=27), 100.0),  # a normal output
+                          (target + _white(10 ** (-90 / 20), (n, width), seed=28), 10 ** (-30 / 20))):
+    t, o = _f32(target, output)
+    loss = lambda sc_weight, mag_weight, o: losses.multi_resolution_stft_loss(t, o, sizes, hops, sc_weight, mag_weight)
+    sc, sc_grad = jax.value_and_grad(functools.partial(loss, 1.0, 0.0))(o)
+    value, grad = jax.value_and_grad(functools.partial(loss, 1.0, 1.0))(o)
+    assert np.isfinite(float(value)) and np.all(np.isfinite(np.asarray(grad)))
+    grad_bound = 1 / (n * 1e-3 * np.sqrt(width))  # per example
+    sc_grad_norm = np.linalg.norm(np.asarray(sc_grad), axis=-1)
+    assert np.all(sc_grad_norm < 1.1 * grad_bound)
+    if target_db is None or want_sc == 100.0:  # the error is (nearly) the output: SC and its gradient at the bound
+      np.testing.assert_allclose(float(sc), want_sc, rtol=0.05)
+      np.testing.assert_allclose(sc_grad_norm, grad_bound, rtol=0.1)
+    else:
+      assert 0.5 * want_sc < float(sc) < want_sc
+    if want_sc == 100.0:  # LogMag's gradient, 1 / (M_hat + 1e-7) per bin, is small against a normal output's M_hat
+      assert np.all(np.linalg.norm(np.asarray(grad), axis=-1) < 1.3 * grad_bound)
+    np.testing.assert_allclose(float(value), numpy_mr_stft(target, output, sizes, hops), rtol=1e-4)
+    assert float(value) - float(sc) < np.log(1 + width / 2 / 1e-7)  # LogMag <= log(1 + max|S| / 1e-7), |x| <= 1
+  windows = np.array([np.sum((0.5 - 0.5 * np.cos(2 * np.pi * np.arange(k) / k)) ** 2) for k in sizes])
+  if target_db is None:
+    want_mag = np.mean(np.log(0.1 * np.sqrt(windows) / 1e-7)) - np.euler_gamma / 2
+  else:
+    want_mag = np.log(0.1 / 10 ** (target_db / 20))
+  mag = float(loss(0.0, 1.0, _f32(_white(0.1, (n, width), seed=27))[0]))
+  np.testing.assert_allclose(mag, want_mag, rtol=0.03)
 
 
 def test_everything_jits():
