@@ -55,6 +55,7 @@ class Checkpointer:
   def __init__(self, workdir: str, config, keep: int = 3, keep_best: bool = True, async_save: bool = True):
     self.workdir = os.path.abspath(workdir)
     self.config = config_to_dict(config)
+    self._closed = False
     opts = dict(enable_async_checkpointing=async_save, create=True, cleanup_tmp_directories=True)
     self.latest = ocp.CheckpointManager(
         os.path.join(self.workdir, layout.CHECKPOINTS_DIR),
@@ -114,12 +115,14 @@ class Checkpointer:
     """Finishes the saves in flight, then closes the managers. Also waits for the clean-up of orbax's temporary
     folders that each manager starts in a thread when it is created (`close` alone does not): after `close` no
     orbax thread reads the workdir, so a failed start may remove the folders it made. Closing twice is a no-op."""
+    if self._closed:
+      return
+    self._closed = True
     for manager in (self.latest, self.best):
-      if manager is not None and not getattr(manager, "_sr_jax_closed", False):
+      if manager is not None:
         manager.wait_until_finished()
         _await_tmp_cleanup(manager)
         manager.close()
-        manager._sr_jax_closed = True  # noqa: SLF001
 
 
 def _await_tmp_cleanup(manager: ocp.CheckpointManager) -> None:

@@ -3,8 +3,9 @@
 Set-up (all config mistakes end in one UserError before anything is compiled) -> restore or init the state ->
 jitted steps with explicit shardings (state donated) -> loop: batch, step, log, evaluate, checkpoint. Rerunning the
 same command with the same workdir resumes where the last checkpoint left off (state and data iterator), and says
-so. SIGTERM (preemption) saves a checkpoint before exiting. A NaN/Inf loss stops the run with a message naming the
-step and the last good checkpoint, and nothing is saved after it.
+so. A workdir a live run holds is refused (`workdir_lock`); a start that fails leaves nothing it made. SIGTERM
+(preemption) saves a checkpoint before exiting. A NaN/Inf loss stops the run with a message naming the step and the
+last good checkpoint, and nothing is saved after it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import shutil
 import signal
 from typing import Any, NamedTuple
 
@@ -21,10 +23,12 @@ from absl import logging
 
 from jax.experimental import multihost_utils
 
+from sr_jax import layout
 from sr_jax.data import pipeline, sources
 from sr_jax.errors import UserError
 from sr_jax.train import sharding, state as state_lib, steps as steps_lib
 from sr_jax.train.checkpoint import NET_NAMES, Checkpointer, abstract_with_shardings
+from sr_jax.train.workdir_lock import WorkdirBusy, WorkdirLock
 
 
 class TrainingDiverged(UserError):
@@ -153,15 +157,46 @@ def _check_finite(pending: list[tuple[int, dict]], last_good: int | None, workdi
                              "Lower the learning rates or enable optim.grad_clip")
 
 
-def _remove_empty_run_folders(workdir: str, existed: bool) -> None:
-  """Removes the empty checkpoint folders a failed start made (and the workdir, if this start created it and it
-  is empty): never a file, never a folder with anything in it."""
-  for name in ("checkpoints", "best"):
+def _lock_workdir(workdir: str) -> WorkdirLock | None:
+  """Process 0 locks the workdir against a second run (`workdir_lock`); the other processes of a multi-process run
+  share its lock (None here) and learn whether it got it, so that all of them stop with one error line if not."""
+  lock, error = None, None
+  if jax.process_index() == 0:
+    try:
+      lock = WorkdirLock(workdir).acquire()
+    except Exception as e:  # noqa: BLE001 (raised below, after the other processes heard of it)
+      error = e
+  if jax.process_count() > 1:
+    locked = bool(multihost_utils.broadcast_one_to_all(np.int32(error is None)))
+    if not locked and error is None:
+      raise WorkdirBusy(f"workdir {workdir} is in use by another run: process 0 could not lock it (its error line "
+                        "names the holder)")
+  if error is not None:
+    raise error
+  return lock
+
+
+def _close_quietly(*closers) -> None:
+  """Calls each closer; a failure is logged, so that the error that ended the start is the one reported."""
+  for close in closers:
+    try:
+      close()
+    except Exception as e:  # noqa: BLE001
+      logging.warning("while cleaning up after a failed start: %r", e)
+
+
+def _remove_what_a_failed_start_made(config, workdir: str, before: set[str] | None) -> None:
+  """Removes what a failed start made in `workdir` (its orbax threads already stopped): the checkpoint folders and
+  the data cache (where it lives in the workdir) that were not there before the start (`before`: the workdir's
+  entries then; None if this start created it). Never an entry that was there before, nor one of any other name."""
+  made = {layout.CHECKPOINTS_DIR, layout.BEST_DIR}
+  cache = os.path.relpath(pipeline.resolve_cache_dir(config, workdir), workdir)
+  if cache != os.curdir and cache != os.pardir and not cache.startswith(os.pardir + os.sep):
+    made.add(cache.split(os.sep)[0])
+  for name in sorted(made - (before or set())):
     path = os.path.join(workdir, name)
-    if os.path.isdir(path) and not os.listdir(path):
-      os.rmdir(path)
-  if not existed and os.path.isdir(workdir) and not os.listdir(workdir):
-    os.rmdir(workdir)
+    if os.path.isdir(path) and not os.path.islink(path):
+      shutil.rmtree(path, ignore_errors=True)
 
 
 def train_and_evaluate(config, workdir: str):
@@ -176,10 +211,11 @@ def train_and_evaluate(config, workdir: str):
   sharding.check_batch(config.train.batch_size, mesh, jax.process_count())
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise UserError(f"--workdir {workdir} is a file, not a folder")
-  existed = os.path.isdir(workdir)
-  ckpt = Checkpointer(workdir, config, keep=config.checkpoint.keep, keep_best=config.checkpoint.keep_best)
-  train_iter = None
+  before = set(os.listdir(workdir)) if os.path.isdir(workdir) else None
+  lock = _lock_workdir(workdir)  # a workdir a live run holds is refused here, before anything is written to it
+  ckpt = train_iter = None
   try:  # a mistake found while preparing (no data, an incompatible workdir, a bad init_from) leaves nothing behind
+    ckpt = Checkpointer(workdir, config, keep=config.checkpoint.keep, keep_best=config.checkpoint.keep_best)
     ckpt.check_compatible()
     init = config.train.init_from
     if init and ckpt.latest_step() is None and not os.path.isdir(init):  # before the data are prepared
@@ -211,10 +247,13 @@ def train_and_evaluate(config, workdir: str):
     fixed_example = next(iter(valid))
     log = logs.RunLog(config, workdir, total, start)
   except BaseException:
-    ckpt.close()  # (an orbax manager left open may raise from its thread at interpreter exit)
-    if train_iter is not None and hasattr(train_iter, "close"):
-      train_iter.close()
-    _remove_empty_run_folders(workdir, existed)
+    # Orbax's threads (saves, and the temporary-folder clean-up each manager starts) and the data iterator stop
+    # first: a thread still listing WORKDIR/best when it is removed would end the start in its traceback.
+    _close_quietly(*(c.close for c in (ckpt, train_iter) if c is not None and hasattr(c, "close")))
+    if lock is not None:  # process 0, while it still holds the workdir: nobody else writes there meanwhile
+      _close_quietly(lambda: _remove_what_a_failed_start_made(config, workdir, before), lock.release)
+      if before is None and os.path.isdir(workdir) and not os.listdir(workdir):  # made by this start, empty again
+        _close_quietly(lambda: os.rmdir(workdir))
     raise
   last_good = ckpt.latest_step()
   pending: list[tuple[int, dict]] = []
@@ -247,11 +286,15 @@ def train_and_evaluate(config, workdir: str):
           logging.warning("stopped by SIGTERM after step %d (checkpoint saved)", done)
           break
   finally:  # also on NaN, errors and Ctrl-C: finish the saves in flight so the last good checkpoint is complete
-    ckpt.wait()
-    ckpt.close()
-    log.close()
-    if hasattr(train_iter, "close"):
-      train_iter.close()
+    try:
+      ckpt.wait()
+      ckpt.close()
+      log.close()
+      if hasattr(train_iter, "close"):
+        train_iter.close()
+    finally:
+      if lock is not None:
+        lock.release()
   if log.last:
     print(f"process {jax.process_index()}/{jax.process_count()}: finished at step {log.last[0]}, "
           + ", ".join(f"{k} {v:.6g}" for k, v in sorted(log.last[1].items()) if k.endswith("loss")), flush=True)

@@ -260,18 +260,80 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(finished_run, data
     loop.train_and_evaluate(config, str(tmp_path / "fine3"))
 
 
-def test_a_start_that_fails_while_preparing_leaves_no_folders_and_keeps_the_users_files(tmp_path):
+def test_the_tiny_recipe_runs_without_a_data_folder(tmp_path):
+  # the command of the issue, from a fresh folder and home: the tiny corpus is built in the default corpus folder
+  home, cwd = tmp_path / "home", tmp_path / "cwd"
+  os.makedirs(home), os.makedirs(cwd)
+  env = {k: v for k, v in os.environ.items() if k != "SR_JAX_DATA"}
+  env["HOME"] = str(home)
+  short = ["--config.train.num_steps=2", "--config.checkpoint.every=2", "--config.train.eval_every=2",
+           "--config.log.audio_every=2", "--config.train.log_every=1"]
+  cmd = [sys.executable, os.path.join(ROOT, "launch", "train.py"), "--config=configs/tiny.py", "--workdir=runs/tiny"]
+  result = subprocess.run(cmd + short, capture_output=True, text=True, timeout=600, cwd=cwd, env=env)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "finished at step 2" in result.stdout
+  assert os.listdir(cwd / "runs" / "tiny" / "checkpoints") == ["2"]
+  corpus = home / ".cache" / "sr_jax" / "corpora" / "piano-tiny-16000"
+  assert len(glob.glob(str(corpus / "train" / "*.wav"))) == 6
+
+
+class _SlowOrbaxCleanup:
+  """Delays the listing of temporary folders that each orbax CheckpointManager starts in a thread when it is
+  created, and records whether the folder it lists still existed then (a failed start must wait for it)."""
+
+  def __init__(self, monkeypatch):
+    from orbax.checkpoint._src.path import temporary_paths
+
+    self.original, self.seen = temporary_paths.all_temporary_paths, []
+    monkeypatch.setattr(temporary_paths, "all_temporary_paths", self)
+
+  async def __call__(self, directory, *args, **kwargs):
+    import asyncio
+
+    await asyncio.sleep(0.3)
+    self.seen.append((os.path.basename(str(directory)), os.path.isdir(str(directory))))
+    return await self.original(directory, *args, **kwargs)
+
+
+def test_a_start_that_fails_while_preparing_leaves_no_folders_and_keeps_the_users_files(tmp_path, data_dir,
+                                                                                         monkeypatch):
   config = tiny.get_config()
-  config.data.dir = ""  # data.source 'tiny' with no folder: refused by the data pipeline, after the checkpointer
+  config.data.source, config.data.dir = "folder", str(tmp_path / "no_audio_here")  # found after the checkpointer
   config.log.tensorboard = config.log.progress = False
+  slow = _SlowOrbaxCleanup(monkeypatch)
   fresh = tmp_path / "fresh"
-  with pytest.raises(UserError, match="data.dir is empty"):
+  with pytest.raises(UserError, match="data folder .*no_audio_here does not exist"):
     loop.train_and_evaluate(config, str(fresh))
-  assert not os.path.exists(fresh)  # made by this start, empty again: removed
+  # orbax's threads had finished listing checkpoints/ and best/ before they were removed
+  assert sorted(slow.seen) == [("best", True), ("checkpoints", True)]
+  assert not os.path.exists(fresh)  # made by this start: removed
+  mine = tmp_path / "mine"
+  os.makedirs(mine / "checkpoints_of_mine")
+  (mine / "notes.txt").write_text("keep me")
+  with pytest.raises(UserError, match="data folder"):
+    loop.train_and_evaluate(config, str(mine))
+  assert sorted(os.listdir(mine)) == ["checkpoints_of_mine", "notes.txt"]  # what it made is gone, the user's stays
+  assert (mine / "notes.txt").read_text() == "keep me"
+
+  # a mistake found after the data were prepared (and cached in the workdir): the cache it made goes too
+  def late(*a, **k):
+    raise UserError("a mistake found late")
+
+  monkeypatch.setattr(loop, "build_training", late)
+  config.data.source, config.data.dir = "tiny", data_dir
+  with pytest.raises(UserError, match="a mistake found late"):
+    loop.train_and_evaluate(config, str(mine))
+  assert sorted(os.listdir(mine)) == ["checkpoints_of_mine", "notes.txt"]
+
+
+def test_a_failed_start_is_one_error_line_and_leaves_the_workdir_as_it_was(tmp_path):
   mine = tmp_path / "mine"
   os.makedirs(mine)
   (mine / "notes.txt").write_text("keep me")
-  with pytest.raises(UserError, match="data.dir is empty"):
-    loop.train_and_evaluate(config, str(mine))
-  assert sorted(os.listdir(mine)) == ["notes.txt"]  # the checkpoint folders it made are gone, the user's file stays
-  assert (mine / "notes.txt").read_text() == "keep me"
+  result = run(train_cmd(str(mine), str(tmp_path / "no_audio_here"), "--config.data.source=folder"))
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert "Traceback" not in result.stderr and "Exception in thread" not in result.stderr
+  errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+  assert len(errors) == 1 and result.stderr.strip().splitlines()[-1] == errors[0]
+  assert "no_audio_here does not exist" in errors[0]
+  assert sorted(os.listdir(mine)) == ["notes.txt"]
