@@ -44,7 +44,7 @@ global discriminator and the autoencoder feature loss (train.ae_checkpoint set, 
 only, as after the autoencoder phase); quickstart = configs/quickstart.py (depth 4, width 1/4, window 2048, L2 +
 MR-STFT; the torch reference computes the same MR-STFT loss with torch.stft, an FFT, where sr_jax's DFT-by-matmul
 STFT adds 3.4 of the step's 79 counted GFLOP: so quickstart's gflops_per_s credits sr_jax with ~4% work torch does
-not do, while step_s and speedup_vs_torch compare the same loss); piano_r4_16k = configs/piano_r4_16k_l2.py, the
+not do, while step_s and speedup_vs_torch compare the same loss); piano_r4_16k = configs/piano_r4_16k.py:stage=1, the
 shipped recipe's stage 1 (depth 8, width 1/8, window 2048, batch 16, plain L2, no discriminator since 2026-12-02),
 with a constant lr and no clipping (the torch reference has plain Adam only); piano_r4_16k_xla = the same with XLA's
 convolutions throughout; piano_r4_16k_critic = the same with the critic discriminator trained alongside
@@ -81,7 +81,7 @@ from absl import app, flags  # noqa: E402
 from jax import lax  # noqa: E402
 
 from bench import common  # noqa: E402
-from configs import default, piano_r4_16k_l2, quickstart  # noqa: E402
+from configs import default, piano_r4_16k, quickstart  # noqa: E402
 from sr_jax.models import layers  # noqa: E402
 from sr_jax.train import loop, sharding, state as state_lib  # noqa: E402
 
@@ -206,9 +206,9 @@ def _gan_ae(arg=None):
 
 
 def _recipe(arg=None):
-  """The shipped model's stage 1 (configs/piano_r4_16k_l2.py) with a constant lr and no gradient clipping: the torch
+  """Stage 1 of the shipped recipe (configs/piano_r4_16k.py) with a constant lr and no gradient clipping: the torch
   reference implements plain Adam only, and neither changes the work of a step measurably."""
-  c = piano_r4_16k_l2.get_config(arg)
+  c = piano_r4_16k.get_config(f"stage=1,{arg}" if arg else "stage=1")
   c.optim.schedule, c.optim.grad_clip = "constant", 0.0
   return c
 

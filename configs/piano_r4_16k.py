@@ -1,63 +1,107 @@
-"""The shipped model's recipe: piano super-resolution r = 4 (4 kHz bandwidth -> 16 kHz), 2 CPU cores, six stages.
+"""piano_r4_16k, the shipped r = 4 model: piano super-resolution 4 kHz -> 16 kHz (input band-limited to 2 kHz), a 1-D
+U-Net at the original's depth 8 and 1/8 of its width (1,621,410 generator weights), trained on 2 CPU cores.
 
-Stage 1, configs/piano_r4_16k_l2.py: the U-Net (depth 8, width 1/8, 1.6M generator params) trained with plain L2 for
-15,000 steps on the three-soundfont piano corpus; stage 1b, configs/piano_r4_16k_l2b.py: 8,000 more L2 steps at a
-third of the learning rate; stages 1c, 1d and 1e (configs/piano_r4_16k_l2c.py, _l2d.py, _l2e.py): 8,000 more
-each, the same way (stages 1 to 1e: ~2 h on the faster of this project's 2-core machines, ~3 h 20 min on the
-slower). L2
-predicts the part of the 2-8 kHz band it can in phase, and leaves the rest nearly empty: L2's optimum there is
-E[y | x] = 0.
-LSD, which is log-spectral and counts every frame and bin alike, punishes that emptiness.
-Stage 2, this file: the same model fine-tuned from stage 1e's weights (train.init_from) with L2 + a spectral corridor
-(losses.spectral_corridor_loss): no cost while the output's level lies between FLOOR_DB below the target's (per
-500 Hz band at n_fft 512, ...) and 6 dB above the target's own level (per bin); a log-distance cost outside it. The
-floor asks for a faint fill where the model cannot predict the phase (its cost in squared error is about
-10**(FLOOR_DB / 10) of the band's energy); the ceiling keeps that fill out of quiet frames and near the level of the
-darker soundfonts, and stops the low-level rumble the fill brings below the lowest notes (a ceiling at the target's
-level, 0 dB, cost ~0.1 dB of SNR on every test set; +12 dB let the rumble grow: see the model card). L2 still
-decides everything inside the corridor, so what stage 1 predicts in phase stays. 2,000 steps (the models shipped
-before: 1,000): 1 point of LSD more below spline on every test set and +0.00 to +0.02 dB of SNR.
-No discriminator: collaborative sampling changed nothing measurable with the critic the models shipped before trained
-alongside this stage (the model card), so the recipe leaves it out and the checkpoint ships the generator alone;
-configs/piano_r4_16k_critic.py trains one against this stage's generator for the card's collaborative-sampling rows
-(optional, outside the recipe's time).
-  python launch/train.py --config=configs/piano_r4_16k_l2.py --workdir=runs/piano_r4_16k_l2
-  python launch/train.py --config=configs/piano_r4_16k_l2b.py --workdir=runs/piano_r4_16k_l2b
-  python launch/train.py --config=configs/piano_r4_16k_l2c.py --workdir=runs/piano_r4_16k_l2c
-  python launch/train.py --config=configs/piano_r4_16k_l2d.py --workdir=runs/piano_r4_16k_l2d
-  python launch/train.py --config=configs/piano_r4_16k_l2e.py --workdir=runs/piano_r4_16k_l2e
-  python launch/train.py --config=configs/piano_r4_16k.py --workdir=runs/piano_r4_16k
-(stage 2 reads runs/piano_r4_16k_l2e; `--config.train.init_from=DIR` points it elsewhere, e.g. at an exported model).
-The measured results, wall time and the exact commands are in pretrained/piano_r4_16k/README.md.
+Data: the built-in corpus rendered by fluidsynth with three piano soundfonts (sr_jax/recipes.py: piano_corpus), split
+by work; built on first use, or beforehand with launch/make_corpus.py (the model card has the command).
+
+Stages, `get_config("stage=NAME[,key=value,...]")` (default: the last), each from the previous stage's generator:
+  1       plain L2 from scratch, 15,000 steps: predicts the part of the 2-8 kHz band it can in phase and leaves the
+          rest nearly empty (where the phase is unpredictable, L2's optimum is 0).
+  1b      8,000 more L2 steps, a warm restart at a third of the learning rate with another order of the windows:
+          stage 1 has not finished learning what L2 can predict.
+  1c-1e   the same warm restart three more times, each with its own order of the windows: each round still gains.
+  2       2,000 steps of L2 + a spectral corridor: a faint fill of the band L2 leaves empty, never far above the
+          target's level (LSD counts an empty band most, SNR a faint fill little); it enhances on 8192-sample windows.
+  critic  (optional, not one of the recipe's stages) a discriminator trained against stage 2's generator, which stays
+          as it is (optim.freeze = "gen"), for collaborative sampling (--collab).
+
+  sr-jax recipe --config=piano_r4_16k --workdir=runs/piano_r4_16k      (or python3 launch/recipe.py ...)
+trains each stage in runs/piano_r4_16k/STAGE (rerun to resume), then exports the generator to runs/piano_r4_16k/export.
+One stage alone: `sr-jax train --config=piano_r4_16k:stage=1b --workdir=runs/piano_r4_16k/1b`; the critic:
+`sr-jax recipe --config=piano_r4_16k --stages=critic`. Results and evaluation: pretrained/piano_r4_16k/README.md.
 """
 
-from configs import default, piano_r4_16k_l2
+from sr_jax import config, recipes
 
-FLOOR_DB = -24.0
-SOUNDFONTS = piano_r4_16k_l2.SOUNDFONTS
+STAGES = ("1", "1b", "1c", "1d", "1e", "2")
+VARIANTS = STAGES + ("critic",)
+WORKDIR = "runs/piano_r4_16k"
+FINISH = (("export", {"parts": ("gen",), "dtype": "float32"}),)  # the shipped model: the generator alone
+# The warm restarts of stage 1, each from the stage before it: stage -> its order of the training windows.
+RESTARTS = {"1b": 1, "1c": 2, "1d": 3, "1e": 4}
 
 
 def get_config(arg: str | None = None):
-  c = piano_r4_16k_l2.get_config()
-  c.train.init_from = "runs/piano_r4_16k_l2e"
-  c.loss.lambda_corridor = 3e-4  # 1e-3 (the depth-4 model's) cost 0.1 dB more SNR for no more LSD at depth 8
-  c.loss.corridor_floor_db = FLOOR_DB
-  c.loss.corridor_pool = 16  # bands of 16 bins (500 Hz at n_fft 512): the floor does not chase each dip of a fill
-  c.loss.corridor_ceiling_db = 6.0  # per bin: never more than 6 dB above the target's level
-  # enhance/evaluate (and validation) overlap the 2048-sample windows by a quarter and keep each one's centre 1536
-  # samples, which saw audio on both sides: +0.06 to +0.10 dB of SNR on the test sets for 4/3 of the network's work
-  # (1024: 0.02-0.03 dB more for twice the work, below bench/enhance.py's 20x real time on 2 cores); `--stride=2048`
-  # on either command is the unoverlapped way, `--stride=1024` the slower one
-  c.data.eval_stride = 1536
-  # ... and run the fully convolutional generator on 8192-sample windows (stride 6144, the same 4/3 of the work):
-  # each sample sees more context, +0.04 to +0.07 dB of SNR on the test sets and slightly faster than 2048-sample
-  # windows (bench/enhance.py). Validation and --collab stay at the training window (2048); `--window=2048` on either
-  # command enhances as the model was trained. Training at 8192 instead was worse on every test set.
-  c.data.enhance_window = 8192
-  c.optim.lr_g = 1e-4
-  c.optim.warmup_steps = 50
-  c.train.num_steps = 2000  # 1,000 before: a point of LSD less below spline on every test set
-  c.train.eval_every = 500
+  stage, rest = recipes.split_stage(arg, VARIANTS, default=STAGES[-1])
+  c = config.get_config()
+
+  # Depth 8: each level halves the time resolution, so levels 5-8 cost little and let every output sample see the
+  # whole window, which predicts more of the band in phase.
+  c.model.depth = 8
+  c.model.width = 0.125  # channels 16, 32, 64, 64, 64, 64, 64, 64
+  c.model.dropout = 0.0
+  c.model.zero_init_final = True  # starts as the soxr-upsampled input; learns the residual
+  c.model.conv_impl = "fft"  # the up blocks' kernel-65/33/17 convs by FFT: the same weights, faster on CPU
+
+  recipes.piano_corpus(c.data)
+  c.data.rate = 16000
+  c.data.chain = "sample 4000 16000"
+  c.data.window = 2048
+  c.data.stride = 1024
+  c.data.eval_stride = 2048
+  c.data.workers = 0  # on 2 cores, worker processes cost more than reading cached windows
+  c.data.cache_dir = f"{WORKDIR}/data_cache"  # one cache of degraded pairs for every stage (keyed by chain, seed, ...)
+
+  # Plain L2: an STFT or adversarial term fills the band with energy of the right level but random phase, which
+  # lowers LSD and costs SNR below the input's; stage 2's corridor asks for a faint fill only.
+  c.loss.reconstruction = "l2"
+  c.optim.lr_g = 3e-4
+  c.optim.schedule = "warmup_cosine"
+  c.optim.warmup_steps = 200
+  c.optim.grad_clip = 1.0
+  c.train.batch_size = 16
+  c.train.num_steps = 15000
+  c.train.eval_every = 1000
+  c.train.eval_batches = 16
+  c.train.log_every = 50
+  c.log.audio_every = 2000
   c.checkpoint.every = 500
-  default.apply_overrides(c, arg)
-  return c
+  c.checkpoint.keep = 2
+
+  if stage in RESTARTS:
+    c.train.init_from = f"{WORKDIR}/{STAGES[STAGES.index(stage) - 1]}"
+    c.data.shuffle_seed = RESTARTS[stage]
+    c.optim.lr_g = 1e-4  # a third of stage 1's, cosine to 0 again
+    c.optim.warmup_steps = 100
+    c.train.num_steps = 8000
+
+  if stage in ("2", "critic"):
+    c.train.init_from = f"{WORKDIR}/1e"
+    # The spectral corridor (losses.spectral_corridor_loss): no cost while the output's level is at most 24 dB below
+    # the target's (power per band of 16 bins, 500 Hz at n_fft 512: the floor does not chase each dip of a fill)
+    # and at most 6 dB above it per bin (keeps the fill out of quiet frames, near the darker pianos' level, and stops
+    # the rumble a fill brings below the lowest notes); a log-distance cost outside. Inside it L2 decides alone, so
+    # what stage 1e predicts in phase stays. A light weight keeps most of that coherence.
+    c.loss.lambda_corridor = 3e-4
+    c.loss.corridor_floor_db = -24.0
+    c.loss.corridor_pool = 16
+    c.loss.corridor_ceiling_db = 6.0
+    c.optim.lr_g = 1e-4
+    c.optim.warmup_steps = 50
+    c.train.num_steps = 2000
+    c.train.eval_every = 500
+    # Enhancement (and validation) overlap the windows by a quarter, each keeping its centre, which saw audio on
+    # both sides; enhance/evaluate run the fully convolutional generator on 8192-sample windows (stride 6144), where
+    # each sample sees more context. Validation and --collab stay at the training window; `--window=2048` on either
+    # command enhances as the model was trained.
+    c.data.eval_stride = 1536
+    c.data.enhance_window = 8192
+
+  if stage == "critic":
+    c.train.init_from = f"{WORKDIR}/2"
+    c.loss.lambda_adv = 1e-4  # > 0: a discriminator (the global one) is trained ...
+    c.optim.freeze = "gen"  # ... against stage 2's generator, which stays as it is (no generator loss computed)
+    c.train.num_steps = 500
+    c.train.eval_every = 500
+
+  return config.apply_overrides(c, rest)

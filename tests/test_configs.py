@@ -1,7 +1,19 @@
+"""The config files: overrides, the defaults they start from, and the shipped models' recipes (configs/piano_*.py):
+each stage's values that matter, the chain of stages, and the last stage equal to the shipped model's saved config."""
+
+import ast
+import json
+import os
+import sys
+
 import pytest
 
-from configs import default, quickstart, tiny
+from configs import default, piano_r2_16k, piano_r4_16k, quickstart, tiny
+from sr_jax import recipes
 from sr_jax.errors import UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECIPES = {"piano_r4_16k": piano_r4_16k, "piano_r2_16k": piano_r2_16k}
 
 
 def test_short_names_and_dotted_paths():
@@ -30,59 +42,149 @@ def test_recipes_start_from_the_defaults_and_take_overrides():
   assert (d.model.depth, d.data.window, d.train.batch_size) == (8, 8192, 16)  # the original's size
 
 
-def test_piano_recipes():
-  from configs import (piano_r2_16k, piano_r2_16k_stft, piano_r4_16k, piano_r4_16k_critic,  # noqa: PLC0415
-                       piano_r4_16k_l2, piano_r4_16k_l2b, piano_r4_16k_l2c, piano_r4_16k_l2d, piano_r4_16k_l2e)
-  from sr_jax.data import corpus  # noqa: PLC0415
-  from sr_jax.data.degrade import chain_rates  # noqa: PLC0415
+def _flat(tree, prefix=""):
+  for k, v in tree.items():
+    if isinstance(v, dict):
+      yield from _flat(v, f"{prefix}{k}.")
+    else:
+      yield f"{prefix}{k}", list(v) if isinstance(v, tuple) else v
+
+
+def flat(config) -> dict:
+  return dict(_flat(json.loads(config.to_json())))
+
+
+def test_config_files_import_only_sr_jax_ml_collections_and_the_standard_library():
+  """Each config file reads alone: no recipe imports another (shared values live in sr_jax.recipes)."""
+  allowed = {"sr_jax", "ml_collections", "__future__"} | set(sys.stdlib_module_names)
+  folder = os.path.join(ROOT, "configs")
+  for name in sorted(n for n in os.listdir(folder) if n.endswith(".py")):
+    tree = ast.parse(open(os.path.join(folder, name), encoding="utf-8").read())
+    for node in ast.walk(tree):
+      if isinstance(node, ast.Import):
+        modules = [a.name for a in node.names]
+      elif isinstance(node, ast.ImportFrom):
+        assert node.level == 0, (name, "a relative import")
+        modules = [node.module]
+      else:
+        continue
+      assert all(m.split(".")[0] in allowed for m in modules), (name, modules)
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_recipe_declarations(name):
+  module = recipes.load(os.path.join(ROOT, "configs", f"{name}.py"))
+  assert module.WORKDIR == f"runs/{name}" and module.FINISH[-1][0] == "export"
+  assert set(module.STAGES) <= set(recipes.variants(module))
   from sr_jax.train import state as state_lib  # noqa: PLC0415
 
-  r4, l2, r2 = piano_r4_16k.get_config(), piano_r4_16k_l2.get_config(), piano_r2_16k.get_config("steps=10")
-  stft, l2b = piano_r2_16k_stft.get_config(), piano_r4_16k_l2b.get_config()
-  l2c, l2d, l2e = piano_r4_16k_l2c.get_config(), piano_r4_16k_l2d.get_config(), piano_r4_16k_l2e.get_config()
-  stage1 = (l2, l2b, l2c, l2d, l2e)
-  assert all(set(c.keys()) == set(default.get_config().keys()) for c in (r4, r2, stft, *stage1))
-  assert chain_rates(r4.data.chain) == (4000, 16000) and chain_rates(r2.data.chain) == (8000, 16000)
-  fonts = corpus.soundfont_list(r4.data.soundfont)
-  assert len(fonts) == 3 and not any("TimGM6mb" in f for f in fonts)  # the evaluation's unseen soundfont
-  assert r2.data.soundfont == l2.data.soundfont == r4.data.soundfont and r2.train.num_steps == 10
-  # stages 1 to 1e are plain L2 without a discriminator (1b continues 1 at a lower lr, with another shuffle; 1c,
-  # 1d and 1e each repeat 1b from the previous stage's model with a shuffle of their own); stage 2 fine-tunes
-  # stage 1e's model (same shapes) with L2 + the spectral corridor
-  for c in stage1:
-    assert c.loss.lambda_stft == 0 and c.loss.lambda_corridor == 0 and c.loss.lambda_adv == 0
+  default_stage = flat(RECIPES[name].get_config())
+  assert default_stage == flat(RECIPES[name].get_config(f"stage={module.STAGES[-1]}"))  # the default: the last
+  for stage in recipes.variants(module):
+    c = RECIPES[name].get_config(f"steps=10,stage={stage}")  # the stage may stand anywhere among the overrides
+    assert set(c.keys()) == set(default.get_config().keys()) and c.train.num_steps == 10
     state_lib.check_config(c)
-  assert not l2.train.init_from and l2b.train.init_from == "runs/piano_r4_16k_l2"
-  assert l2b.optim.lr_g < l2.optim.lr_g
-  for c, name in ((l2c, "l2b"), (l2d, "l2c"), (l2e, "l2d")):
-    assert c.train.init_from == f"runs/piano_r4_16k_{name}" and c.optim.to_dict() == l2b.optim.to_dict()
-    assert c.train.num_steps == l2b.train.num_steps
-  assert len({c.data.shuffle_seed for c in stage1}) == len(stage1)  # each stage its own order of the windows
-  assert {c.data.cache_dir for c in (*stage1, r4)} == {"runs/piano_r4_16k_data_cache"}  # one cache of pairs
-  assert r4.train.init_from == "runs/piano_r4_16k_l2e" and r4.loss.lambda_corridor > 0 and r4.loss.lambda_stft == 0
-  assert r4.loss.corridor_floor_db < 0.0 < r4.loss.corridor_ceiling_db == 6.0 and r2.loss.corridor_ceiling_db == 0.0  # r2: as it was trained
-  assert all(c.model.to_dict() == r4.model.to_dict() for c in stage1)
-  # the shipped model enhances with overlapped windows, four times the training window long (its saved config is
-  # stage 2's); the training data the same
-  assert r4.data.eval_stride == 3 * r4.data.window // 4 and l2.data.eval_stride == l2.data.window
-  assert r4.data.enhance_window == 4 * r4.data.window and l2.data.enhance_window == 0
-  enhance_keys = ("eval_stride", "enhance_window")
-  assert {k: v for k, v in r4.data.items() if k not in enhance_keys} == {k: v for k, v in l2.data.items()
-                                                                         if k not in enhance_keys}
-  for c in stage1[1:]:
-    assert {k: v for k, v in c.data.items() if k != "shuffle_seed"} == {k: v for k, v in l2.data.items()
-                                                                        if k != "shuffle_seed"}
-  # r = 4: no stage trains a discriminator; the optional critic run trains one against stage 2's generator, which
-  # stays as it is (lr 0), and its term never steers it; r = 2's stages trained one alongside, the same way
-  critic = piano_r4_16k_critic.get_config()
-  assert r4.loss.lambda_adv == 0 and critic.train.init_from == "runs/piano_r4_16k" and critic.optim.lr_g == 0.0
-  assert critic.model.to_dict() == r4.model.to_dict() and critic.data.to_dict() == r4.data.to_dict()
-  assert state_lib.config_warnings(critic) == []
-  for c in (critic, stft, r2):
-    assert c.loss.lambda_adv > 0 and c.loss.adv_start_step > c.train.num_steps
-    state_lib.check_config(c)
+    assert state_lib.config_warnings(RECIPES[name].get_config(f"stage={stage}")) == []
     assert c.data.window % 2 ** (c.model.depth + 1) == 0
-  # r = 2: stage 1 has the STFT term; stage 2 swaps it for the corridor and starts from stage 1's model
+    assert c.data.cache_dir == f"runs/{name}/data_cache"  # one cache of degraded pairs for all stages
+  # each stage starts from the previous stage's folder under the recipe's workdir
+  assert [RECIPES[name].get_config(f"stage={s}").train.init_from for s in module.STAGES] == [
+      ""] + [f"runs/{name}/{s}" for s in module.STAGES[:-1]]
+
+
+def test_piano_r4_16k_stages():
+  from sr_jax.data import corpus  # noqa: PLC0415
+  from sr_jax.data.degrade import chain_rates  # noqa: PLC0415
+
+  m = piano_r4_16k
+  assert m.STAGES == ("1", "1b", "1c", "1d", "1e", "2") and m.VARIANTS == m.STAGES + ("critic",)
+  assert m.FINISH == (("export", {"parts": ("gen",), "dtype": "float32"}),)  # the generator alone, as shipped
+  c = {s: m.get_config(f"stage={s}") for s in m.VARIANTS}
+  s1, restarts, s2, critic = c["1"], [c[s] for s in ("1b", "1c", "1d", "1e")], c["2"], c["critic"]
+  assert chain_rates(s2.data.chain) == (4000, 16000)
+  fonts = corpus.soundfont_list(s2.data.soundfont)
+  assert len(fonts) == 3 and not any("TimGM6mb" in f for f in fonts)  # the evaluation's unseen soundfont
+  # one model throughout (init_from needs the same shapes)
+  assert all(x.model.to_dict() == s1.model.to_dict() for x in c.values())
+  assert (s1.model.depth, s1.model.width, s1.data.window) == (8, 0.125, 2048)
+  # stages 1 to 1e: plain L2, no discriminator; 1b-1e are the same warm restart at a third of stage 1's rate, each
+  # with its own order of the windows
+  for x in (s1, *restarts):
+    assert x.loss.lambda_stft == x.loss.lambda_corridor == x.loss.lambda_adv == 0
+  assert (s1.train.num_steps, s1.optim.lr_g, s1.optim.warmup_steps) == (15000, 3e-4, 200)
+  for x in restarts:
+    assert (x.train.num_steps, x.optim.lr_g, x.optim.warmup_steps) == (8000, 1e-4, 100)
+    assert x.optim.to_dict() == restarts[0].optim.to_dict()
+  assert [x.data.shuffle_seed for x in (s1, *restarts)] == [0, 1, 2, 3, 4]
+  for x in restarts:
+    assert {k: v for k, v in x.data.items() if k != "shuffle_seed"} == {k: v for k, v in s1.data.items()
+                                                                        if k != "shuffle_seed"}
+  # stage 2: L2 + the spectral corridor from stage 1e, enhancing on 8192-sample windows overlapped by a quarter
+  assert s2.train.init_from == "runs/piano_r4_16k/1e" and s2.train.num_steps == 2000
+  assert (s2.loss.lambda_corridor, s2.loss.corridor_floor_db, s2.loss.corridor_pool, s2.loss.corridor_ceiling_db) == (
+      3e-4, -24.0, 16, 6.0)
+  assert s2.loss.lambda_stft == s2.loss.lambda_adv == 0
+  assert s2.data.eval_stride == 3 * s2.data.window // 4 and s2.data.enhance_window == 4 * s2.data.window
+  assert s1.data.eval_stride == s1.data.window and s1.data.enhance_window == 0
+  enhance_keys = ("eval_stride", "enhance_window")
+  assert {k: v for k, v in s2.data.items() if k not in enhance_keys} == {k: v for k, v in s1.data.items()
+                                                                         if k not in enhance_keys}
+  # the critic: a discriminator trained against stage 2's generator, frozen, not a stage of the recipe
+  assert critic.train.init_from == "runs/piano_r4_16k/2" and critic.optim.freeze == "gen"
+  assert critic.loss.lambda_adv > 0 and s2.optim.freeze == ""
+  assert critic.data.to_dict() == s2.data.to_dict()
+  assert {k: v for k, v in critic.loss.items() if k != "lambda_adv"} == {k: v for k, v in s2.loss.items()
+                                                                         if k != "lambda_adv"}
+
+
+def test_piano_r2_16k_stages():
+  from sr_jax.data.degrade import chain_rates  # noqa: PLC0415
+
+  m = piano_r2_16k
+  assert m.STAGES == ("stft", "2") and not hasattr(m, "VARIANTS")
+  assert m.FINISH == (("shape", {"steps": 100}), ("export", {"parts": ("gen", "disc"), "dtype": "float32"}))
+  stft, s2 = m.get_config("stage=stft"), m.get_config("stage=2")
+  assert chain_rates(s2.data.chain) == (8000, 16000) and s2.data.soundfont == piano_r4_16k.get_config().data.soundfont
+  assert (s2.model.depth, s2.model.width) == (4, 0.125) and s2.model.to_dict() == stft.model.to_dict()
+  assert s2.data.to_dict() == stft.data.to_dict() and s2.data.enhance_window == 0
+  # stage stft: L2 + the STFT term; stage 2 swaps it for the corridor, from stage stft's networks
   assert stft.loss.lambda_stft > 0 and stft.loss.lambda_corridor == 0 and not stft.train.init_from
-  assert r2.loss.lambda_stft == 0 and r2.loss.lambda_corridor > 0 and r2.train.init_from == "runs/piano_r2_16k_stft"
-  assert r2.model.to_dict() == stft.model.to_dict() and r2.data.to_dict() == stft.data.to_dict()
+  assert s2.loss.lambda_stft == 0 and s2.loss.lambda_corridor > 0 and s2.train.init_from == "runs/piano_r2_16k/stft"
+  assert s2.loss.corridor_ceiling_db == 0.0 and s2.train.num_steps == 1000 and stft.train.num_steps == 1200
+  # both train the critic alongside, whose term never reaches the generator
+  for x in (stft, s2):
+    assert x.loss.lambda_adv > 0 and x.loss.adv_start_step > x.train.num_steps and x.optim.freeze == ""
+
+
+# Keys of a saved config that cannot change the network or its outputs: the shipped model's saved config may differ
+# from its recipe's last stage on these alone.
+NOT_THE_MODEL = {
+    "train.init_from": "a path: where the run found the stage before it (the weights are the stage's, not the path)",
+    "train.ae_checkpoint": "a path",
+    "data.cache_dir": "a path: where the degraded pairs are cached (keyed by what makes them)",
+    "data.dir": "a path: where the corpus is (the corpus is fixed by source, renderer, soundfonts, minutes, seed)",
+    "data.tfds_data_dir": "a path",
+    "data.workers": "reader processes: the same windows in the same order",
+    "train.log_every": "how often metrics are logged",
+    "train.eval_every": "how often validation runs (validation does not change the weights)",
+    "log.": "TensorBoard, audio examples, progress bar",
+    "checkpoint.": "how often and how many checkpoints are kept (the export is the last step's)",
+}
+
+
+def _is_excluded(key: str) -> bool:
+  return any(key == k or (k.endswith(".") and key.startswith(k)) for k in NOT_THE_MODEL)
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_last_stage_is_the_shipped_models_saved_config(name):
+  """Every value that affects the shipped network or its outputs (the model, data, losses, optimiser, schedule,
+  seeds, enhancement windows) is its recipe's last stage's, exactly."""
+  from sr_jax.train.checkpoint import restore_config  # noqa: PLC0415
+
+  saved = flat(restore_config(os.path.join(ROOT, "pretrained", name)))
+  recipe = flat(RECIPES[name].get_config())
+  assert set(saved) == set(recipe)
+  compared = [k for k in saved if not _is_excluded(k)]
+  assert all(any(_is_excluded(k) and (k == x or k.startswith(x)) for k in saved) for x in NOT_THE_MODEL)
+  assert {k: recipe[k] for k in compared} == {k: saved[k] for k in compared}
