@@ -69,16 +69,25 @@ def test_tiny_recipe_writes_checkpoints_events_curves_and_resumes(finished_run, 
 def test_kill_9_then_rerun_gives_bit_identical_params(finished_run, data_dir, tmp_path):
   workdir = str(tmp_path / "run_b")
   proc = subprocess.Popen(train_cmd(workdir, data_dir), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  marker = os.path.join(workdir, "checkpoints", "4", "commit_success.txt")
+  checkpoints = os.path.join(workdir, "checkpoints")
+  marker = os.path.join(checkpoints, "4", "commit_success.txt")
   deadline = time.time() + 300
   while not os.path.exists(marker) and proc.poll() is None and time.time() < deadline:
-    time.sleep(0.05)
+    time.sleep(0.01)
+  assert proc.poll() is None, "the run ended before the kill: nothing to resume"
+  proc.send_signal(signal.SIGSTOP)  # frozen where it is, so that what it had saved is what the kill leaves
+  saved = sorted(int(d) for d in os.listdir(checkpoints) if d.isdigit())
   proc.send_signal(signal.SIGKILL)
   proc.wait()
-  assert os.path.exists(marker)
+  assert proc.returncode == -signal.SIGKILL
+  # the kill landed before the last step: step 4 saved, step 12 not, and none of what a run writes at its end
+  assert 4 in saved and max(saved) < 12, saved
+  assert not os.path.exists(os.path.join(workdir, "loss_curves.png"))
   resumed = run(train_cmd(workdir, data_dir))
   assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert "resumed from step" in resumed.stdout
+  start = int(resumed.stdout.split("resumed from step ", 1)[1].split()[0])
+  assert start in saved and start < 12  # a real resume: the steps after `start` were trained by the second process
+  assert "finished at step 12" in resumed.stdout
   reference, restored = final_state(finished_run[0]), final_state(workdir)
   leaves = jax.tree.leaves(reference)
   assert len(leaves) == len(jax.tree.leaves(restored)) > 10
@@ -135,6 +144,29 @@ def test_two_processes_on_loopback_agree(data_dir, tmp_path):
   finals = [next(l for l in out.splitlines() if "finished at step 4" in l) for out in outs]
   assert finals[0].startswith("process 0/2") and finals[1].startswith("process 1/2")
   assert finals[0].split(":", 1)[1] == finals[1].split(":", 1)[1]  # the same losses on both processes
+  # ... and those of one process training on the same global batches (process 0's, then process 1's) on a mesh of
+  # as many devices: the two processes compute the one-process step
+  from sr_jax.data import pipeline
+  from sr_jax.train import sharding
+  from sr_jax.train.writer import read_history
+
+  history = read_history(str(tmp_path / "run"))
+  config = tiny.get_config()
+  config.data.dir, config.train.num_steps, config.mesh.data = data_dir, 4, 4
+  t = loop.build_training(config)
+  state = t.init()
+  shards = [pipeline.train_iterator(config, str(tmp_path / "one"), p, 2) for p in range(2)]
+  compared = 0
+  for step in range(1, 5):
+    parts = [next(it) for it in shards]
+    state, metrics = t.train_step(state, sharding.global_batch({k: np.concatenate([b[k] for b in parts])
+                                                                for k in parts[0]}, t.mesh))
+    for name, value in jax.device_get(metrics).items():
+      if name.endswith("loss"):
+        steps, values = history[name]
+        np.testing.assert_allclose(values[list(steps).index(step)], value, rtol=1e-5, err_msg=f"{name}, step {step}")
+        compared += 1
+  assert compared >= 8  # rec_loss and g_loss at each of the 4 steps
 
 
 def bad(config_changes, workdir, match, monkeypatch):
