@@ -1,6 +1,6 @@
 """The shipped models (pretrained/piano_r4_16k, pretrained/piano_r2_16k): each loads with no flags, fits the size
 budget, and on its bundled held-out example beats cubic-spline interpolation in LSD and SNR as its model card says
-(for piano_r4_16k this is the README's first command)."""
+(for piano_r4_16k the README's first command runs the same evaluation)."""
 
 import json
 import os
