@@ -67,6 +67,25 @@ def rt60(reverberance: float, room_scale: float) -> float:
   return (0.05 + 2.0 * reverberance / 100.0) * (0.25 + 0.75 * room_scale / 100.0)
 
 
+def reverberance_for(rt60_s: float, room_scale: float) -> float:
+  """The reverberance (percent) that gives `rt60_s` seconds at `room_scale` percent: the inverse of `rt60`, clipped
+  to [0, 100] (see `room_scale_range` for the room scales where no clipping is needed)."""
+  return float(np.clip((rt60_s / (0.25 + 0.75 * room_scale / 100.0) - 0.05) / 2.0 * 100.0, 0.0, 100.0))
+
+
+def room_scale_range(rt60_s: float) -> tuple[float, float]:
+  """(lowest, highest) room scale in percent at which some reverberance in [0, 100] gives `rt60_s` seconds.
+
+  rt60 = (0.05 + 2 r) (0.25 + 0.75 s) lies between 0.05 (0.25 + 0.75 s) and 2.05 (0.25 + 0.75 s); RT60 outside
+  [0.0125, 2.05] s is a ValueError.
+  """
+  if not rt60(0.0, 0.0) <= rt60_s <= rt60(100.0, 100.0):
+    raise ValueError(f"RT60 {rt60_s:g} s is outside [{rt60(0.0, 0.0):g}, {rt60(100.0, 100.0):g}] s")
+  low = (rt60_s / rt60(100.0, 100.0) - 0.25) / 0.75 * 100.0  # at reverberance 100 %
+  high = (rt60_s / rt60(0.0, 100.0) - 0.25) / 0.75 * 100.0  # at reverberance 0 %
+  return float(np.clip(low, 0.0, 100.0)), float(np.clip(high, 0.0, 100.0))
+
+
 def band_rt60(rt: float, hf_damping: float, centre_hz: np.ndarray) -> np.ndarray:
   """RT60 per octave band: `rt` up to 1 kHz, shorter above it as HF damping (percent) grows."""
   octaves_above_1k = np.maximum(0.0, np.log2(np.asarray(centre_hz, dtype=np.float64) / 1000.0))
