@@ -45,10 +45,10 @@ only, as after the autoencoder phase); quickstart = configs/quickstart.py (depth
 MR-STFT; the torch reference computes the same MR-STFT loss with torch.stft, an FFT, where sr_jax's DFT-by-matmul
 STFT adds 3.4 of the step's 79 counted GFLOP: so quickstart's gflops_per_s credits sr_jax with ~4% work torch does
 not do, while step_s and speedup_vs_torch compare the same loss); piano_r4_16k = configs/piano_r4_16k.py:stage=1, the
-shipped recipe's stage 1 (depth 8, width 1/8, window 2048, batch 16, plain L2, no discriminator since 2026-12-02),
+shipped recipe's stage 1 (depth 8, width 1/8, window 2048, batch 16, plain L2, no discriminator),
 with a constant lr and no clipping (the torch reference has plain Adam only); piano_r4_16k_xla = the same with XLA's
 convolutions throughout; piano_r4_16k_critic = the same with the critic discriminator trained alongside
-(loss.lambda_adv = 1e-4, its term never reaching the generator), as the shipped model's stage 1 was trained.
+(loss.lambda_adv = 1e-4, its term never reaching the generator).
 The rows in bench/RESULTS.md were measured on the first shipped recipe (depth 4, L2 + MR-STFT + a small adversarial
 term), before the recipe became pure L2 and depth 8. The default
 --configs are l2_d8, gan_ae_d8, piano_r4_16k. Depth-8 steps take many seconds on a 2-core CPU.
