@@ -44,7 +44,10 @@ setup(
     install_requires=INSTALL_REQUIRES,
     entry_points={"console_scripts": ["sr-jax = sr_jax.cli:main"]},
     extras_require={
-        "test": ["pytest>=8"],
+        "speech": ["pesq>=0.0.4", "pystoi>=0.4"],  # PESQ-wb and STOI in evaluation reports
+        "rooms": ["pyroomacoustics>=0.7"],  # the image-method `room image` degradation step
+        # the tests exercise the optional parts too
+        "test": ["pytest>=8", "pesq>=0.0.4", "pystoi>=0.4", "pyroomacoustics>=0.7"],
         "bench": ["torch>=2.4", "psutil>=5.9"],  # any installed build, CPU or CUDA
     },
 )
