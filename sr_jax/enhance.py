@@ -3,20 +3,35 @@
   enhancer = Enhancer("runs/quickstart")                 # a workdir (latest step, or step=) or a step folder
   report = enhancer.enhance_file("in.flac", "out.flac")  # streaming, memory flat in the file length
   out, rate = enhancer.enhance_array(audio, 44100)       # in memory; the same samples as enhance_file
+  note = enhancer.file_bandwidth_warning("in.flac")      # a line when the input is wider than the model's band
 
 The model and its config come from the checkpoint (`restore_for_inference`): no model flags. The network runs at
 config.data.rate, so every input is resampled to that rate with soxr (band-limited; `soxr.ResampleStream` while
-streaming) and the output is written at it. For the chain "sample 4000 16000" the model expects 16 kHz audio
-band-limited to 2 kHz: a 4 kHz (or 8, 44.1, ... kHz) recording is brought to 16 kHz and enhanced there (nothing
-is low-passed to the chain's rate: a full-band input keeps its high band, plus what the model adds).
+streaming). For the chain "sample 4000 16000" the model expects 16 kHz audio band-limited to 2 kHz: a 4 kHz (or 8,
+44.1, ... kHz) recording is brought to 16 kHz and enhanced there (nothing is low-passed to the chain's rate: a
+full-band input keeps its band, plus what the model adds). `file_bandwidth_warning` / `bandwidth_warning` say when
+the input is clearly wider than that band, which the model was not trained on (sr_jax.bandwidth).
+
+Output rate (`output_rate=`): "input" (default) writes an input above the model's rate at its own rate, so nothing
+above the model's Nyquist frequency N is lost; "model" writes the model's rate. Inputs at or below the model's rate
+are written at the model's rate either way. Above it, the model's output u (brought to the input's rate with soxr)
+and the input x are joined by a complementary linear-phase crossover, centred (LP's delay D removed: zero phase):
+  out = LP * u + (delta_D - LP) * x = x + LP * (u - x)
+LP (`crossover_taps`) is a Kaiser-window FIR low-pass, odd and symmetric, its transition band CROSSOVER_BAND =
+0.80-0.90 N (6.4-7.2 kHz for 16 kHz models; -6 dB at 0.85 N), CROSSOVER_DB = 100 dB ripple and rejection. The two
+paths sum to the identity wherever u = x; below 0.80 N the output is the model's, above 0.90 N the input's. The band
+lies below where soxr's round trip (input rate -> model rate -> input rate, VHQ) rolls off (flat to about 0.92 N,
+-6 dB at 0.95 N), so a band the model leaves unchanged comes back as the input. The filter streams (overlap-save,
+`_Crossover`; at most a few thousand taps): memory stays flat.
 
 Pipeline (one pass; memory: about one block, one window per channel and one batch, whatever the length):
   soundfile blocks (BLOCK_FRAMES frames) -> soxr stream -> one WindowStream per channel (the `window` given, else
   config.data.enhance_window or the training window config.data.window; the `stride` given, else
   config.data.eval_stride scaled to the window: `geometry`) -> windows interleaved across channels
   (window i of channel 0, 1, ...) -> batches of exactly `batch_size` windows (the last padded with zero windows:
-  ONE jitted function, one compile) -> one StreamMerger per channel -> a temporary file beside the output, renamed
-  over it once complete (a failed run leaves no output file, never a partial one).
+  ONE jitted function, one compile) -> one StreamMerger per channel [-> soxr stream up to the input's rate ->
+  crossover with the input] -> a temporary file beside the output, renamed over it once complete (a failed run
+  leaves no output file, never a partial one).
 `enhance_array` runs the same pipeline on the array cut into the same blocks: the same windows in the same batches,
 so the same samples. (Only identical batches make that bit-exact: XLA's CPU result for a window can change by an
 ulp with its position in the batch, e.g. as the last row.)
@@ -48,12 +63,16 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from sr_jax import bandwidth
 from sr_jax.data import audio as audio_lib
 from sr_jax.data.windows import StreamMerger, WindowStream, check_count, check_geometry
 from sr_jax.errors import UserError
 
 BLOCK_FRAMES = 1 << 16  # input frames read (and resampled) at a time
 DEFAULT_BATCH = 16
+OUTPUT_RATES = ("input", "model")  # output_rate= values: the input's rate when above the model's, or the model's
+CROSSOVER_BAND = (0.80, 0.90)  # the crossover's transition band, as fractions of the model's Nyquist frequency
+CROSSOVER_DB = 100.0  # its stop-band rejection and pass-band ripple (Kaiser design)
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 LOW_BIT_SUBTYPES = ("PCM_S8", "PCM_U8", "ULAW", "ALAW", "IMA_ADPCM", "MS_ADPCM", "GSM610", "G721_32", "G723_24",
                     "G723_40", "DWVW_12", "DPCM_8", "VOX_ADPCM")  # written as PCM_16
@@ -61,7 +80,9 @@ LOW_BIT_SUBTYPES = ("PCM_S8", "PCM_U8", "ULAW", "ALAW", "IMA_ADPCM", "MS_ADPCM",
 
 @dataclasses.dataclass
 class Report:
-  """What one enhancement did: input/output frames and rates, channels, clipped output samples, seconds taken."""
+  """What one enhancement did: input/output frames and rates, channels, clipped output samples, seconds taken; the
+  model's rate, and the crossover frequency (Hz, its -6 dB point) where the output keeps the input's own band above
+  the model's (None: the output is the model's, at its rate)."""
   input: str
   output: str
   channels: int
@@ -72,6 +93,8 @@ class Report:
   subtype: str
   clipped: int
   elapsed: float
+  rate_model: int
+  crossover: float | None
 
   @property
   def seconds(self) -> float:
@@ -152,6 +175,7 @@ class Enhancer:
     data = self.config.data
     self.rate = audio_lib.check_rate(int(data.rate), "config.data.rate of the checkpoint")
     self.window, self.stride = geometry(self.config, window, stride, collab)
+    self.trained_band = bandwidth.trained_band(self.config)  # the input band (Hz) the model learnt to extend
     self.gen = build_generator(self.config)
     params = _checked(nets["gen"]["params"], self.gen, self.window, self.checkpoint, "generator")
     if collab:
@@ -182,9 +206,45 @@ class Enhancer:
       out[i:i + b] = np.asarray(self._net(self._params, batch))[:min(b, n - i)]
     return out
 
-  def stream(self, blocks: Iterable[np.ndarray], rate: int, channels: int) -> Iterator[np.ndarray]:
-    """Enhances audio given as blocks (frames, channels) at `rate`; yields the output (m, channels) at self.rate
-    as it is finished. Memory: about one block, one window per channel and one batch."""
+  def output_rate(self, rate: int, output_rate: str = "input") -> int:
+    """The rate an input at `rate` is written at: `rate` when output_rate is "input" and `rate` is above the
+    model's, else the model's (self.rate)."""
+    if output_rate not in OUTPUT_RATES:
+      raise UserError(f"output rate must be one of {', '.join(OUTPUT_RATES)}, got {output_rate!r}")
+    return rate if output_rate == "input" and rate > self.rate else self.rate
+
+  def stream(self, blocks: Iterable[np.ndarray], rate: int, channels: int, output_rate: str = "input",
+             what: str = "the audio") -> Iterator[np.ndarray]:
+    """Enhances audio given as blocks (frames, channels) at `rate`; yields the output (m, channels) at
+    `self.output_rate(rate, output_rate)` as it is finished (above the model's rate: the crossover of the module
+    docstring). Memory: about one block, one window per channel and one batch (and the input they span)."""
+    out_rate = self.output_rate(rate, output_rate)
+    frames = [0, 0]  # input frames read, model frames made
+    crossover = _Crossover(crossover_taps(out_rate, self.rate), channels) if out_rate != self.rate else None
+    resampler = _Resampler(self.rate, out_rate, channels)
+
+    def read() -> Iterator[np.ndarray]:
+      for block in blocks:
+        frames[0] += len(block)
+        if crossover is not None:
+          crossover.push_input(block)
+        yield block
+
+    for piece in self._model_stream(read(), rate, channels):
+      frames[1] += len(piece)
+      piece = piece if crossover is None else crossover.push_model(resampler.push(piece))
+      if len(piece):
+        yield piece
+    if frames[0] == 0:
+      raise UserError(f"{what} has no audio (zero frames)")
+    if frames[1] == 0:
+      raise UserError(f"{what} is too short: {frames[0]} frames at {rate} Hz are less than one sample at the model "
+                      "rate")
+    if crossover is not None:
+      yield np.concatenate([crossover.push_model(resampler.finish()), crossover.finish()])
+
+  def _model_stream(self, blocks: Iterable[np.ndarray], rate: int, channels: int) -> Iterator[np.ndarray]:
+    """The network's output (m, channels) at self.rate for blocks at `rate`, as it is finished."""
     resampler = _Resampler(rate, self.rate, channels)
     splitters = [WindowStream(self.window, self.stride) for _ in range(channels)]
     mergers = [StreamMerger(self.window, self.stride) for _ in range(channels)]
@@ -206,9 +266,9 @@ class Enhancer:
 
   # ----- arrays and files ---------------------------------------------------------------------------------------
 
-  def enhance_array(self, audio: np.ndarray, rate: int) -> tuple[np.ndarray, int]:
-    """audio (frames,) or (frames, channels) at `rate` -> (enhanced audio of the same rank at self.rate, self.rate).
-    Gives the same samples as `enhance_file` of the same audio."""
+  def enhance_array(self, audio: np.ndarray, rate: int, output_rate: str = "input") -> tuple[np.ndarray, int]:
+    """audio (frames,) or (frames, channels) at `rate` -> (enhanced audio of the same rank, its rate: see
+    `output_rate`). Gives the same samples as `enhance_file` of the same audio."""
     rate = audio_lib.check_rate(rate, "input sample rate")
     audio = np.asarray(audio, np.float32)
     if audio.ndim not in (1, 2) or audio.size == 0:
@@ -216,13 +276,13 @@ class Enhancer:
     x = audio.reshape(len(audio), -1)
     _check_finite(x, "the audio", 0, rate)
     blocks = (x[i:i + BLOCK_FRAMES] for i in range(0, len(x), BLOCK_FRAMES))
-    out = np.concatenate(list(self.stream(blocks, rate, x.shape[1])))
-    _check_length(len(out), len(x), rate, "the audio")
-    return (out[:, 0] if audio.ndim == 1 else out), self.rate
+    out = np.concatenate(list(self.stream(blocks, rate, x.shape[1], output_rate)))
+    return (out[:, 0] if audio.ndim == 1 else out), self.output_rate(rate, output_rate)
 
-  def enhance_file(self, src: str, dst: str, overwrite: bool = False, progress: bool | None = None) -> Report:
+  def enhance_file(self, src: str, dst: str, overwrite: bool = False, progress: bool | None = None,
+                   output_rate: str = "input") -> Report:
     """Enhances audio file `src` into `dst` (format from its extension), streaming; see the module docstring.
-    progress: a tqdm bar over seconds of audio (None: only on a terminal)."""
+    progress: a tqdm bar over seconds of audio (None: only on a terminal). output_rate: see `output_rate`."""
     from tqdm import tqdm  # noqa: PLC0415
 
     file_info = check_input(src)
@@ -232,12 +292,13 @@ class Enhancer:
     clip = subtype not in FLOAT_SUBTYPES
     start, frames, clipped = time.perf_counter(), 0, 0
     rate, channels = file_info.samplerate, file_info.channels
+    out_rate = self.output_rate(rate, output_rate)
     bar = tqdm(total=file_info.frames / rate, unit="s", desc=os.path.basename(src), leave=False,
                disable=None if progress is None else not progress,  # None: tqdm shows it on a terminal only
                bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]")
     reader = _BlockReader(src, bar)
-    with bar, _AtomicWriter(dst, self.rate, channels, subtype, fmt) as out:
-      for piece in self.stream(reader, rate, channels):
+    with bar, _AtomicWriter(dst, out_rate, channels, subtype, fmt) as out:
+      for piece in self.stream(reader, rate, channels, output_rate, what=src):
         if clip:
           clipped += int(np.count_nonzero(np.abs(piece) > 1.0))
           piece = np.clip(piece, -1.0, 1.0)
@@ -246,9 +307,23 @@ class Enhancer:
         except Exception as e:  # e.g. a full disk
           raise UserError(f"cannot write {dst} ({audio_lib._reason(e)})") from None
         frames += len(piece)
-      _check_length(frames, reader.frames, rate, src)
-    return Report(src, dst, channels, rate, self.rate, reader.frames, frames, subtype, clipped,
-                  time.perf_counter() - start)
+    return Report(src, dst, channels, rate, out_rate, reader.frames, frames, subtype, clipped,
+                  time.perf_counter() - start, self.rate, crossover_hz(self.rate) if out_rate != self.rate else None)
+
+  # ----- bandwidth ------------------------------------------------------------------------------------------------
+
+  def bandwidth_warning(self, audio: np.ndarray, rate: int, what: str = "the audio") -> str | None:
+    """One line (without `warning: `) when audio (frames,) or (frames, channels) at `rate` is clearly wider than
+    the band this model was trained to extend (sr_jax.bandwidth: its first HEAD_SECONDS are measured), naming the
+    shipped model that fits it if one does; None otherwise."""
+    audio = np.asarray(audio)[:int(bandwidth.HEAD_SECONDS * rate)]
+    return bandwidth.warning(bandwidth.measure(audio, rate), self.trained_band, self.rate,
+                             str(self.config.data.chain), what)
+
+  def file_bandwidth_warning(self, path: str) -> str | None:
+    """`bandwidth_warning` of the first HEAD_SECONDS of an audio file (read again: cheap, whatever its length)."""
+    audio, rate = bandwidth.head(path)
+    return self.bandwidth_warning(audio, rate, path)
 
 
 # ----- checks -----------------------------------------------------------------------------------------------------
@@ -308,14 +383,6 @@ def _check_finite(block: np.ndarray, what: str, offset: int, rate: int) -> None:
   if not np.isfinite(block).all():
     bad = offset + int(np.argmin(np.isfinite(block).all(axis=1)))
     raise UserError(f"{what} has NaN or infinite samples (first at {bad / rate:.3f} s)")
-
-
-def _check_length(frames_out: int, frames_in: int, rate: int, what: str) -> None:
-  if frames_in == 0:
-    raise UserError(f"{what} has no audio (zero frames)")
-  if frames_out == 0:
-    raise UserError(f"{what} is too short: {frames_in} frames at {rate} Hz are less than one sample at the model "
-                    "rate")
 
 
 def _checked(params, net, window: int, path: str, what: str):
@@ -389,6 +456,92 @@ class _Resampler:
 
   def finish(self) -> np.ndarray:
     return self.push(np.zeros((0, self.channels), np.float32), last=True)
+
+
+def crossover_hz(model_rate: int) -> float:
+  """The crossover's -6 dB frequency in Hz: the middle of CROSSOVER_BAND (0.85 of the model's Nyquist frequency)."""
+  low, high = (f * model_rate / 2 for f in CROSSOVER_BAND)
+  return (low + high) / 2
+
+
+def crossover_taps(rate: int, model_rate: int) -> np.ndarray:
+  """The crossover's low-pass at `rate` for a model at `model_rate` (float64, odd length, symmetric): a Kaiser-window
+  FIR whose transition band is CROSSOVER_BAND of the model's Nyquist frequency, CROSSOVER_DB ripple and rejection,
+  unit gain at 0 Hz."""
+  from scipy import signal  # noqa: PLC0415  (scipy.signal takes a second to import: only when it is needed)
+
+  low, high = (f * model_rate / 2 for f in CROSSOVER_BAND)
+  length, beta = signal.kaiserord(CROSSOVER_DB, (high - low) / (rate / 2))
+  return signal.firwin(length | 1, crossover_hz(model_rate), window=("kaiser", beta), fs=rate)
+
+
+class _Fir:
+  """A streaming FIR filter (overlap-save) of (frames, channels) blocks: y[n] = sum_k taps[k] x[n - k], with x = 0
+  before the first block; float64."""
+
+  def __init__(self, taps: np.ndarray, channels: int):
+    self.taps = np.asarray(taps, np.float64)[:, None]
+    self._tail = np.zeros((len(taps) - 1, channels))  # the last len(taps) - 1 input samples
+
+  def push(self, block: np.ndarray) -> np.ndarray:
+    from scipy import signal  # noqa: PLC0415
+
+    if not len(block):
+      return np.zeros((0, self._tail.shape[1]))
+    x = np.concatenate([self._tail, block])
+    self._tail = x[len(x) - len(self._tail):]
+    return signal.oaconvolve(x, self.taps, mode="valid", axes=0)
+
+
+class _Crossover:
+  """The streaming crossover of the module docstring: out = x + LP * (u - x), centred (LP's delay D removed). Input
+  blocks x (`push_input`) and the model's output u at the input's rate (`push_model`, which returns the output
+  finished so far) arrive independently; the input is kept until the model's output for it has passed the
+  filter. At the end (`finish`) u's samples beyond the input's last are dropped and where u ends first (a sample or
+  two: soxr's lengths round) the output is the input (u = x there)."""
+
+  def __init__(self, taps: np.ndarray, channels: int):
+    self._fir = _Fir(taps, channels)
+    self.delay = self._skip = (len(taps) - 1) // 2  # FIR outputs still to drop (the first D)
+    self._x = np.zeros((0, channels), np.float32)  # input not yet written, from frame self._written
+    self._u = np.zeros((0, channels), np.float32)  # model output not yet filtered, from frame self._filtered
+    self._lp = np.zeros((0, channels))  # LP * (u - x), centred, from frame self._written
+    self._written = self._filtered = self._frames = 0  # frames written, filtered, input frames pushed
+
+  def push_input(self, block: np.ndarray) -> None:
+    self._x = np.concatenate([self._x, np.asarray(block, np.float32).reshape(-1, self._x.shape[1])])
+    self._frames += len(block)
+
+  def push_model(self, block: np.ndarray) -> np.ndarray:
+    self._u = np.concatenate([self._u, block])
+    self._take()
+    return self._ready()
+
+  def finish(self) -> np.ndarray:
+    self._take()
+    self._filter(np.zeros((self._frames - self._filtered + self.delay, self._x.shape[1])))  # u = x, then flush
+    self._filtered = self._frames
+    return self._ready()
+
+  def _take(self) -> None:
+    """Filters u - x over the frames where both have arrived."""
+    k = min(len(self._u), self._frames - self._filtered)
+    if k > 0:
+      at = self._filtered - self._written
+      self._filter(self._u[:k].astype(np.float64) - self._x[at:at + k])
+      self._u, self._filtered = self._u[k:], self._filtered + k
+
+  def _filter(self, diff: np.ndarray) -> None:
+    lp = self._fir.push(diff)
+    drop = min(self._skip, len(lp))
+    self._skip -= drop
+    self._lp = np.concatenate([self._lp, lp[drop:]])
+
+  def _ready(self) -> np.ndarray:
+    n = len(self._lp)
+    out = (self._x[:n] + self._lp).astype(np.float32)
+    self._x, self._lp, self._written = self._x[n:], self._lp[:0], self._written + n
+    return out
 
 
 class _Batcher:

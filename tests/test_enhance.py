@@ -79,51 +79,110 @@ def enhancer(workdir):
   return enhance.Enhancer(workdir, batch_size=16)
 
 
-def reference(enhancer: enhance.Enhancer, audio: np.ndarray, rate: int) -> np.ndarray:
+def reference(enhancer: enhance.Enhancer, audio: np.ndarray, rate: int, output_rate: str = "input") -> np.ndarray:
   """Enhancement computed without any streaming: soxr on the whole file, windows.split per channel, the windows
-  of all channels interleaved position-major through enhance_windows, windows.merge per channel."""
+  of all channels interleaved position-major through enhance_windows, windows.merge per channel. Above the model's
+  rate (unless output_rate is "model"), the crossover by its formula: the output y brought back to the input's
+  rate u (soxr on the whole signal; u = x past its end), out = x + (taps * (u - x)) centred (np.convolve)."""
   x = soxr.resample(audio, rate, enhancer.rate, quality="VHQ") if rate != enhancer.rate else audio
   x = x.reshape(len(x), -1)
   w, s = enhancer.window, enhancer.stride
   wins = np.stack([windows_lib.split(x[:, c], w, s) for c in range(x.shape[1])], axis=1)  # (n, ch, W)
   out = enhancer.enhance_windows(wins.reshape(-1, w)).reshape(wins.shape)
-  return np.stack([windows_lib.merge(out[:, c], w, s, len(x)) for c in range(x.shape[1])], axis=1)
+  y = np.stack([windows_lib.merge(out[:, c], w, s, len(x)) for c in range(x.shape[1])], axis=1)
+  if output_rate == "model" or rate <= enhancer.rate:
+    return y
+  x = audio.reshape(len(audio), -1).astype(np.float64)
+  u = soxr.resample(y, enhancer.rate, rate, quality="VHQ")[:len(x)]
+  u = np.concatenate([u, x[len(u):]])
+  taps = enhance.crossover_taps(rate, enhancer.rate)
+  delay = (len(taps) - 1) // 2
+  low = np.stack([np.convolve(u[:, c] - x[:, c], taps)[delay:delay + len(x)] for c in range(x.shape[1])], axis=1)
+  return x + low
+
+
+def spectrum(x: np.ndarray) -> np.ndarray:
+  """The Hann-windowed spectrum of each channel of x (frames, channels): rfft bins (frames // 2 + 1, channels)."""
+  return np.fft.rfft(np.hanning(len(x))[:, None] * x.reshape(len(x), -1), axis=0)
+
+
+def relative(a: np.ndarray, b: np.ndarray) -> float:
+  """|a - b| / |b| over all bins given (Euclidean norms)."""
+  return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
 # ----- the tests --------------------------------------------------------------------------------------------------
 
 
-def test_stereo_flac_at_44k1_keeps_channels_and_duration(enhancer, tmp_path):
+@pytest.mark.parametrize("output_rate, rate_out", [("input", 44100), ("model", 16000)])
+def test_stereo_flac_at_44k1_keeps_channels_and_duration(enhancer, tmp_path, output_rate, rate_out):
   audio = tone(60.0, 44100, channels=2)
   src, dst = str(tmp_path / "in.flac"), str(tmp_path / "out" / "in.flac")
   sf.write(src, audio, 44100, subtype="PCM_16")
-  report = enhancer.enhance_file(src, dst)
+  report = enhancer.enhance_file(src, dst, output_rate=output_rate)
   info = sf.info(dst)
-  expected = round(len(audio) * 16000 / 44100)
-  assert (info.format, info.subtype, info.samplerate, info.channels) == ("FLAC", "PCM_16", 16000, 2)
+  expected = round(len(audio) * rate_out / 44100)
+  assert (info.format, info.subtype, info.samplerate, info.channels) == ("FLAC", "PCM_16", rate_out, 2)
   assert abs(info.frames - expected) <= 1 and report.frames_out == info.frames
-  assert (report.frames_in, report.rate_in, report.channels, report.clipped) == (len(audio), 44100, 2, 0)
+  assert (report.frames_in, report.rate_in, report.rate_out, report.channels, report.clipped) == (
+      len(audio), 44100, rate_out, 2, 0)
+  assert report.rate_model == 16000 and report.crossover == (6800.0 if output_rate == "input" else None)
   assert os.listdir(tmp_path / "out") == ["in.flac"]  # the temporary file was renamed
   # Channels stay in place: each output channel follows its own input channel (300 Hz vs 600 Hz tones).
   out, _ = sf.read(dst, dtype="float32")
-  ref = soxr.resample(audio, 44100, 16000)[:len(out)]
+  ref = soxr.resample(audio, 44100, rate_out)[:len(out)] if rate_out != 44100 else audio
   corr = np.corrcoef(out.T, ref.T)[:2, 2:]  # rows: output channels, columns: input channels
   assert corr[0, 0] > 0.7 and corr[1, 1] > 0.7 and abs(corr[0, 1]) < 0.1 and abs(corr[1, 0]) < 0.1
 
 
-@pytest.mark.parametrize("block", [enhance.BLOCK_FRAMES, 3001])
-def test_streaming_file_equals_in_memory_and_unstreamed_reference(enhancer, tmp_path, monkeypatch, block):
+def test_above_the_model_rate_the_input_keeps_its_band(enhancer, tmp_path):
+  """A 48 kHz input with content up to 24 kHz (a 12 kHz tone and white noise): the output is at 48 kHz; above the
+  crossover (0.9 x 8 kHz = 7.2 kHz) its spectrum is the input's, below 0.8 x 8 kHz = 6.4 kHz it is the model's
+  output (the 16 kHz output of output_rate="model", brought to 48 kHz with soxr), which differs from the input.
+  Checked on Hann-windowed spectra of the whole signals (numpy), bins a little away from the transition band."""
+  t = np.arange(3 * 48000)[:, None] / 48000
+  noise = 0.03 * np.random.default_rng(7).standard_normal((len(t), 2))
+  x = (tone(3.0, 48000, channels=2) + 0.1 * np.sin(2 * np.pi * 12000 * t) + noise).astype(np.float32)
+  out, rate = enhancer.enhance_array(x, 48000)
+  model, model_rate = enhancer.enhance_array(x, 48000, output_rate="model")
+  assert (rate, model_rate, out.shape, model.shape) == (48000, 16000, x.shape, (48000, 2))
+  u = soxr.resample(model, 16000, 48000, quality="VHQ")
+  f = np.fft.rfftfreq(len(x), 1 / 48000)
+  high, low = f >= 7300, f <= 6300
+  out_s, x_s, u_s = spectrum(out), spectrum(x[:len(u)]), spectrum(u)
+  assert relative(out_s[high], x_s[high]) < 1e-4
+  assert relative(out_s[low], u_s[low]) < 1e-4
+  assert relative(u_s[low], x_s[low]) > 1e-2  # the model did change its band: the check above means something
+  tone_bin = np.argmin(np.abs(f - 12000))
+  np.testing.assert_allclose(np.abs(out_s[tone_bin]), np.abs(x_s[tone_bin]), rtol=1e-4)  # the 12 kHz tone stays
+  # The file gives the same samples, at 48 kHz, and says where the band came from.
+  src = str(tmp_path / "in.wav")
+  sf.write(src, x, 48000, subtype="FLOAT")
+  report = enhancer.enhance_file(src, str(tmp_path / "out.wav"))
+  np.testing.assert_array_equal(sf.read(str(tmp_path / "out.wav"), dtype="float32")[0], out)
+  assert (report.rate_in, report.rate_out, report.rate_model, report.crossover) == (48000, 48000, 16000, 6800.0)
+
+
+@pytest.mark.parametrize("block, output_rate", [(enhance.BLOCK_FRAMES, "model"), (3001, "model"),
+                                                (enhance.BLOCK_FRAMES, "input"), (3001, "input")])
+def test_streaming_file_equals_in_memory_and_unstreamed_reference(enhancer, tmp_path, monkeypatch, block,
+                                                                   output_rate):
   monkeypatch.setattr(enhance, "BLOCK_FRAMES", block)
   audio = tone(3.3, 22050, channels=3, seed=1)  # 72765 frames: several blocks, 3 channels, a partial last batch
   src, dst = str(tmp_path / "in.wav"), str(tmp_path / "out.wav")
   sf.write(src, audio, 22050, subtype="FLOAT")
-  enhancer.enhance_file(src, dst)
+  enhancer.enhance_file(src, dst, output_rate=output_rate)
   streamed, rate = sf.read(dst, dtype="float32")
-  in_memory, rate_mem = enhancer.enhance_array(audio, 22050)
-  assert rate == rate_mem == 16000 and sf.info(dst).subtype == "FLOAT"
+  in_memory, rate_mem = enhancer.enhance_array(audio, 22050, output_rate=output_rate)
+  want = 16000 if output_rate == "model" else 22050
+  assert rate == rate_mem == want and sf.info(dst).subtype == "FLOAT"
   np.testing.assert_array_equal(streamed, in_memory)
-  np.testing.assert_array_equal(in_memory, reference(enhancer, audio, 22050))
-  mono, _ = enhancer.enhance_array(audio[:, 1], 22050)  # a channel alone gives the same samples
+  if output_rate == "model":
+    np.testing.assert_array_equal(in_memory, reference(enhancer, audio, 22050, output_rate))
+  else:  # the streamed FIR (overlap-save in blocks, float64) and np.convolve round differently
+    assert in_memory.shape == audio.shape
+    np.testing.assert_allclose(in_memory, reference(enhancer, audio, 22050), atol=1e-6, rtol=0)
+  mono, _ = enhancer.enhance_array(audio[:, 1], 22050, output_rate=output_rate)  # a channel alone: the same samples
   assert mono.shape == (len(in_memory),)
   np.testing.assert_allclose(mono, in_memory[:, 1], atol=1e-6)
 
@@ -143,6 +202,70 @@ def test_a_smaller_stride_overlaps_the_windows(workdir, enhancer):
   # samples with stride 128, and 128 + 256 = 384 with 256; the next samples come from other windows.
   np.testing.assert_allclose(out[:320], default[:320], atol=1e-6)
   assert np.max(np.abs(out[320:384] - default[320:384])) > 1e-5
+
+
+@pytest.mark.parametrize("rate", [16001, 22050, 44100, 96000, 384000])
+def test_crossover_taps_meet_their_spec(rate):
+  """The low-pass's frequency response (numpy FFT of its taps, 0.25 Hz resolution), against CROSSOVER_BAND and
+  CROSSOVER_DB for a 16 kHz model: 1 (to 1e-5, i.e. -100 dB) up to 6.4 kHz, 0.5 (-6 dB) at 6.8 kHz, below 1e-5
+  from 7.2 kHz on; odd, symmetric (linear phase, an integer delay), so delta_D - taps is its complement."""
+  taps = enhance.crossover_taps(rate, 16000)
+  assert len(taps) % 2 == 1 and len(taps) < 4000
+  np.testing.assert_array_equal(taps, taps[::-1])
+  n = 4 * rate
+  response = np.abs(np.fft.rfft(taps, n))
+  f = np.fft.rfftfreq(n, 1 / rate)
+  assert np.abs(response[f <= 6400] - 1).max() < 1.2e-5
+  assert response[f >= 7200].max() < 1.2e-5
+  assert abs(response[np.argmin(np.abs(f - 6800))] - 0.5) < 1e-3
+  assert enhance.crossover_hz(16000) == 6800.0 and enhance.crossover_hz(22050) == pytest.approx(0.85 * 11025)
+
+
+@pytest.mark.parametrize("extra", [-3, 0, 5])
+def test_the_streaming_crossover_is_the_formula(extra):
+  """_Crossover fed in random, interleaved pieces = x + (taps * (u - x)) centred, by np.convolve; u longer than x
+  (extra > 0) is cut, shorter (extra < 0) counts as u = x at the end."""
+  rng = np.random.default_rng(extra + 10)
+  taps = rng.standard_normal(41)
+  x = rng.standard_normal((3000, 2)).astype(np.float32)
+  u = rng.standard_normal((3000 + extra, 2)).astype(np.float32)
+  xover = enhance._Crossover(taps, 2)
+  pieces, i, j = [], 0, 0
+  while i < len(x) or j < len(u):
+    if i < len(x) and (j >= len(u) or rng.random() < 0.5):
+      k = int(rng.integers(1, 400))
+      xover.push_input(x[i:i + k])
+      i += k
+    else:
+      k = int(rng.integers(0, 400))
+      pieces.append(xover.push_model(u[j:j + k]))
+      j += k
+  pieces.append(xover.finish())
+  out = np.concatenate(pieces)
+  full_u = np.concatenate([u[:len(x)], x[len(u):]]).astype(np.float64)
+  want = x + np.stack([np.convolve(full_u[:, c] - x[:, c], taps)[20:3020] for c in range(2)], axis=1)
+  assert out.dtype == np.float32 and out.shape == x.shape
+  np.testing.assert_allclose(out, want, atol=1e-5, rtol=0)
+
+
+def test_bandwidth_warning(enhancer, tmp_path):
+  """The tiny model was trained on "sample 4000 16000" (a 2 kHz band): an 8 kHz recording (soxr: content up to
+  about 3.7 kHz) is clearly wider and fits the shipped piano_r2_16k; a 4 kHz recording (up to 1.9 kHz) is what it
+  expects; a 48 kHz full-band file is wider than any shipped model's band."""
+  assert enhancer.trained_band == 2000.0
+  x = tone(3.0, 16000)[:, 0] + 0.05 * np.random.default_rng(3).standard_normal(48000).astype(np.float32)
+  for rate, fits in ((8000, "the shipped model piano_r2_16k (trained on a 4 kHz band) fits it"), (4000, None),
+                     (48000, "no shipped model is trained on input that wide")):
+    path = str(tmp_path / f"at_{rate}.wav")
+    sf.write(path, soxr.resample(x, 16000, rate), rate, subtype="PCM_16")
+    note = enhancer.file_bandwidth_warning(path)
+    if fits is None:
+      assert note is None
+    else:
+      assert note.startswith(f"{path} has content up to ") and "wider than the 2 kHz band this model was trained to "
+      "extend (chain 'sample 4000 16000')" in note and note.endswith(fits), note
+  assert enhancer.bandwidth_warning(soxr.resample(x, 16000, 4000), 4000) is None
+  assert enhancer.bandwidth_warning(x, 16000, "x").startswith("x has content up to 8.0 kHz")
 
 
 @pytest.mark.parametrize("stride, words", [(0, "stride must be a positive integer"), (True, "positive integer"),
@@ -235,6 +358,8 @@ def test_silence_stays_digital_silence(enhancer, tmp_path):
   out, _ = enhancer.enhance_array(half, 16000)
   edge = 16000 - enhancer.window  # windows that hold only zeros give zeros
   assert not out[:edge].any() and np.abs(out[16000 + enhancer.window:]).max() > 0.3
+  out, rate = enhancer.enhance_array(np.zeros((96000, 2), np.float32), 48000)  # through the crossover too
+  assert rate == 48000 and out.shape == (96000, 2) and not out.any()
 
 
 def test_short_inputs(enhancer, tmp_path):
@@ -242,8 +367,13 @@ def test_short_inputs(enhancer, tmp_path):
   out, rate = enhancer.enhance_array(x, 8000)
   assert out.shape == (200,) and rate == 16000
   np.testing.assert_array_equal(out, reference(enhancer, x, 8000)[:, 0])
-  with pytest.raises(UserError, match="too short"):
-    enhancer.enhance_array(np.ones(1, np.float32) * 0.1, 44100)  # one frame: no sample at 16 kHz
+  for output_rate in enhance.OUTPUT_RATES:
+    with pytest.raises(UserError, match="too short"):  # one frame: no sample at 16 kHz
+      enhancer.enhance_array(np.ones(1, np.float32) * 0.1, 44100, output_rate=output_rate)
+  out, rate = enhancer.enhance_array(np.full(7, 0.1, np.float32), 44100)  # 2 or 3 samples at 16 kHz
+  assert out.shape == (7,) and rate == 44100
+  with pytest.raises(UserError, match="output rate must be one of input, model, got 'native'"):
+    enhancer.enhance_array(x, 8000, output_rate="native")
   with pytest.raises(UserError, match="out of range"):
     enhancer.enhance_array(x, 500)
 
@@ -284,7 +414,8 @@ def test_formats_and_rates(enhancer, tmp_path, subtype, rate):
   sf.write(src, tone(0.4, rate), rate, subtype=subtype)
   report = enhancer.enhance_file(src, str(tmp_path / f"out{ext}"))
   assert report.subtype == enhance.output_subtype(subtype, "OGG" if ext == ".ogg" else "WAV")
-  assert abs(report.frames_out - round(report.frames_in * 16000 / rate)) <= 1
+  assert report.rate_out == max(rate, 16000) == sf.info(str(tmp_path / f"out{ext}")).samplerate
+  assert abs(report.frames_out - round(report.frames_in * report.rate_out / rate)) <= 1
 
 
 def test_checkpoint_errors(workdir, tmp_path):

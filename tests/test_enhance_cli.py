@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
 
 from tests.test_enhance import init_checkpoint, tone, trained_run
 
@@ -97,6 +98,8 @@ def test_user_errors_end_in_one_line(workdir, tmp_path):
       "zero window": ([f"--workdir={workdir}", "--window=0", f"--input={good}", out], "--window must be a positive"),
       "odd window": ([f"--workdir={workdir}", "--window=1000", f"--input={good}", out],
                      "window 1000 does not fit a depth-3 network"),
+      "unknown output rate": ([f"--workdir={workdir}", "--output_rate=native", f"--input={good}", out],
+                              "--output_rate"),
       "input is output": ([f"--workdir={workdir}", f"--input={good}", f"--output={good}", "--overwrite"],
                           "is the input"),
   })
@@ -115,7 +118,7 @@ def test_folder_overwrite_short_and_silent_files(workdir, tmp_path):
   src.mkdir()
   write(src / "a.wav", tone(1.0, 16000), 16000)
   write(src / "b.flac", tone(0.7, 8000, channels=2), 8000, subtype="PCM_24")
-  write(src / "short.wav", tone(0.004, 48000), 48000)  # 192 frames: 64 at 16 kHz, an eighth of a window
+  write(src / "short.wav", tone(0.004, 48000), 48000)  # 192 frames: 64 at 16 kHz (an eighth of a window), 48 kHz out
   write(src / "silent.wav", np.zeros((8000, 1), np.float32), 16000)
   (src / "notes.txt").write_text("not audio")
   write(src / ".hidden.wav", tone(0.5, 16000), 16000)
@@ -128,7 +131,7 @@ def test_folder_overwrite_short_and_silent_files(workdir, tmp_path):
   b = sf.info(str(dst / "b.flac"))
   assert (b.samplerate, b.channels, b.subtype, b.frames) == (16000, 2, "PCM_24", 11200)
   short, rate = sf.read(str(dst / "short.wav"))
-  assert short.shape == (64,) and rate == 16000 and np.abs(short).max() > 0.05
+  assert short.shape == (192,) and rate == 48000 and np.abs(short).max() > 0.05
   silent, _ = sf.read(str(dst / "silent.wav"))
   assert silent.shape == (8000,) and not silent.any()  # digital silence stays digital silence
 
@@ -143,6 +146,46 @@ def test_folder_overwrite_short_and_silent_files(workdir, tmp_path):
   after = os.stat(dst / "a.wav")
   assert after.st_ino != before["a.wav"].st_ino  # a new file renamed into place
   assert sorted(os.listdir(dst)) == ["a.wav", "b.flac", "short.wav", "silent.wav"]
+
+
+def test_output_rate_and_bandwidth_warnings(workdir, tmp_path):
+  """A 48 kHz file with content up to 24 kHz is written at 48 kHz, its band above the crossover kept (the energy
+  above 8 kHz is the input's), or at 16 kHz with --output_rate=model. The tiny model extends a 2 kHz band: the
+  48 kHz file and an 8 kHz recording each get one warning line (the latter naming piano_r2_16k), a 4 kHz one none."""
+  src, dst = tmp_path / "in", tmp_path / "out"
+  src.mkdir()
+  rng = np.random.default_rng(0)
+  t = np.arange(2 * 48000) / 48000
+  wide = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 12000 * t) + 0.01 * rng.standard_normal(len(t))
+  write(src / "wide.wav", wide, 48000, subtype="FLOAT")
+  speech = tone(2.0, 16000)[:, 0] + 0.03 * rng.standard_normal(32000)  # broadband: the rate sets its band
+  write(src / "at_8k.wav", soxr.resample(speech, 16000, 8000), 8000)
+  write(src / "at_4k.wav", soxr.resample(speech, 16000, 4000), 4000)
+  result = run(f"--workdir={workdir}", f"--input={src}", f"--output={dst}")
+  assert result.returncode == 0, result.stderr
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 2 and all(line.startswith("warning: ") for line in lines), lines
+  assert lines[0].startswith(f"warning: {src / 'at_8k.wav'} has content up to 3.") and lines[0].endswith(
+      "wider than the 2 kHz band this model was trained to extend (chain 'sample 4000 16000'): enhancing may make "
+      "it worse; the shipped model piano_r2_16k (trained on a 4 kHz band) fits it"), lines[0]
+  assert lines[1].startswith(f"warning: {src / 'wide.wav'} has content up to 2") and lines[1].endswith(
+      "no shipped model is trained on input that wide"), lines[1]
+  out, rate = sf.read(str(dst / "wide.wav"))
+  assert rate == 48000 and out.shape == wide.shape
+  assert f"wrote {dst / 'wide.wav'}: 2.00 s, 1 ch, 48000 -> 48000 Hz (the model's output at 16000 Hz below 6.8 kHz, " \
+         "the input above)" in result.stdout, result.stdout
+  f = np.fft.rfftfreq(len(wide), 1 / 48000)
+  above = f > 8000
+  energy = [np.sum(np.abs(np.fft.rfft(np.hanning(len(a)) * a))[above] ** 2) for a in (out, wide)]
+  np.testing.assert_allclose(energy[0], energy[1], rtol=1e-3)
+  assert sf.info(str(dst / "at_8k.wav")).samplerate == sf.info(str(dst / "at_4k.wav")).samplerate == 16000
+
+  model = run(f"--workdir={workdir}", f"--input={src / 'wide.wav'}", f"--output={tmp_path / 'model.wav'}",
+              "--output_rate=model")
+  assert model.returncode == 0, model.stderr
+  info = sf.info(str(tmp_path / "model.wav"))
+  assert (info.samplerate, info.frames) == (16000, 32000)
+  assert "48000 -> 16000 Hz, FLOAT" in model.stdout, model.stdout
 
 
 def _write_long(path, minutes: float, rate: int = 16000):

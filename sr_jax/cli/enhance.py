@@ -1,4 +1,4 @@
-r"""Enhances audio files with a trained model: any format, rate, length and channel count in; the model's rate out.
+r"""Enhances audio files with a trained model: any format, rate, length and channel count in.
 
   python launch/enhance.py --workdir=runs/quickstart --input=low.wav --output=enhanced.wav
   python launch/enhance.py --checkpoint=models/piano/400 --input=recordings/ --output=enhanced/ --overwrite
@@ -6,8 +6,13 @@ r"""Enhances audio files with a trained model: any format, rate, length and chan
 
 The model and its config come from the checkpoint (--workdir: its latest step, or --step; --checkpoint: a step
 folder holding state/ and config/, e.g. a shipped model), so no model flags are needed. Each file is resampled to
-the model's rate (config.data.rate) with soxr, enhanced window by window (every channel) and written at that rate,
-streaming: memory stays flat whatever the file length. See sr_jax/enhance.py for the output format and subtype.
+the model's rate (config.data.rate) with soxr and enhanced window by window (every channel), streaming: memory stays
+flat whatever the file length. A file above the model's rate is written at its own rate (--output_rate=input): the
+model's band from the model, the input's own content above it, joined by a linear-phase crossover at 0.85 of the
+model's Nyquist frequency (6.8 kHz for 16 kHz models); --output_rate=model writes the model's rate (dropping that
+band). Other files are written at the model's rate. A file clearly wider than the band the model was trained to
+extend (e.g. an 8 kHz recording for a 4 kHz -> 16 kHz model) gets one `warning:` line on stderr naming the shipped
+model that fits it, if one does. See sr_jax/enhance.py for the crossover, output format and subtype.
 
 --input may be a folder: every audio file directly in it (not in subfolders; hidden files skipped) is enhanced
 into the folder --output under the same name. All inputs are checked before the model is loaded, and an existing
@@ -17,6 +22,7 @@ output is never replaced without --overwrite. Outputs are written to a temporary
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import app, flags
 
@@ -48,6 +54,12 @@ flags.DEFINE_integer("window", None, "Window in samples at the model's rate (def
                      "fully convolutional, so a longer one (a multiple of 2**(depth+1)) gives each sample more "
                      "context; its default stride keeps the config's overlap fraction. --collab runs at the "
                      "training window (another --window is refused).")
+flags.DEFINE_enum("output_rate", "input", ["input", "model"], "input: a file above the model's rate is written at "
+                  "its own rate, the model's output (upsampled with soxr) below a crossover at 0.85 x the model's "
+                  "Nyquist frequency (6.8 kHz for 16 kHz models) and the input's own content above it (complementary "
+                  "linear-phase Kaiser FIR, transition 0.80-0.90 x Nyquist, 100 dB); files at or below the model's "
+                  "rate are written at the model's rate. model: every file at the model's rate (the input's band "
+                  "above the model's Nyquist frequency is dropped).")
 flags.DEFINE_bool("collab", False, "Collaborative sampling with the (shaped, else trained) discriminator.")
 flags.DEFINE_float("eta", None, "Collaborative sampling: stop once D(y) >= eta (default: config.collab.eta).")
 flags.DEFINE_integer("max_steps", None, "Collaborative sampling: at most this many steps (config.collab.max_steps).")
@@ -122,8 +134,14 @@ def main(argv: list[str]) -> None:
   print(f"model {enhancer.checkpoint}: {enhancer.rate} Hz, window {enhancer.window}, stride {enhancer.stride}"
         f"{collab if FLAGS.collab else ''}", flush=True)
   for src, dst in jobs:
-    r = enhancer.enhance_file(src, dst, overwrite=FLAGS.overwrite, progress=FLAGS.progress)
+    note = enhancer.file_bandwidth_warning(src)
+    if note:
+      print(f"warning: {note}", file=sys.stderr, flush=True)
+    r = enhancer.enhance_file(src, dst, overwrite=FLAGS.overwrite, progress=FLAGS.progress,
+                              output_rate=FLAGS.output_rate)
     clipped = f", {r.clipped} samples clipped to [-1, 1]" if r.clipped else ""
-    print(f"wrote {dst}: {r.seconds:.2f} s, {r.channels} ch, {r.rate_in} -> {r.rate_out} Hz, {r.subtype}, "
+    joined = (f" (the model's output at {r.rate_model} Hz below {r.crossover / 1000:g} kHz, the input above)"
+              if r.crossover else "")
+    print(f"wrote {dst}: {r.seconds:.2f} s, {r.channels} ch, {r.rate_in} -> {r.rate_out} Hz{joined}, {r.subtype}, "
           f"{r.elapsed:.1f} s (real-time factor {r.rtf:.3f}){clipped}", flush=True)
 
