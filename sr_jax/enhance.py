@@ -167,7 +167,7 @@ class Enhancer:
       if "disc" not in e.parts:
         raise
       raise UserError(f"{e}; collaborative sampling (--collab) needs one: train a critic against this generator "
-                      "and shape it (configs/piano_r4_16k_critic.py and launch/shape.py show how)") from None
+                      "and shape it (`sr-jax recipe --config=piano_r4_16k --stages=critic`, then `sr-jax shape`, show how)") from None
     except UserError:
       raise
     except Exception as e:  # orbax/tensorstore errors of a damaged checkpoint
@@ -332,7 +332,7 @@ class Enhancer:
 def default_window(config) -> int:
   """The window enhancement uses when none is given: config.data.enhance_window, or the training window
   (config.data.window) where that is 0 or the config predates the key."""
-  return int(config.data.get("enhance_window", 0) or 0) or int(config.data.window)
+  return int(config.data.enhance_window) or int(config.data.window)
 
 
 def geometry(config, window: int | None = None, stride: int | None = None, collab: bool = False) -> tuple[int, int]:
