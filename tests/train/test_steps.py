@@ -31,7 +31,7 @@ def test_same_step_on_every_mesh():
   results = {m: one_step(tiny_config(**FULL), *m) for m in [(1, 1), (8, 1), (4, 2)]}
   ref_before, ref_after, ref_metrics = results[(1, 1)][:3]
   assert {"d_loss", "adv_loss", "feature_loss", "stft_loss", "corridor_loss", "rec_loss"} <= set(ref_metrics)
-  for mesh, (before, after, metrics, *_) in results.items():
+  for mesh, (before, after, metrics, *_) in ((m, r) for m, r in results.items() if m != (1, 1)):  # vs one device
     for k, v in ref_metrics.items():
       np.testing.assert_allclose(metrics[k], v, rtol=1e-5, atol=1e-7, err_msg=f"{k} on mesh {mesh}")
     for net in ("gen", "disc"):
