@@ -7,7 +7,6 @@ import functools
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 from jax import lax
@@ -15,6 +14,7 @@ from jax import lax
 from tests.models import jit_apply, jit_init
 
 from configs import tiny
+from sr_jax import config as config_lib
 from sr_jax.errors import UserError
 from sr_jax.models import AutoEncoder, Generator, PatchDiscriminator, build_generator
 from sr_jax.models.fftconv import FFTConv, fast_size, fft_conv1d, fft_size
@@ -185,9 +185,9 @@ def test_builder_reads_conv_impl_with_a_default():
   assert build_generator(c).conv_impl == "xla"
   c.model.conv_impl = "fft"
   assert build_generator(c).conv_impl == "fft"
-  old = ml_collections.ConfigDict(c.to_dict())  # a config saved before the knob existed
-  del old.model["conv_impl"]
-  assert build_generator(old).conv_impl == "xla"
+  old = c.to_dict()  # a config saved before the knob existed: completed with the defaults when it is read
+  del old["model"]["conv_impl"]
+  assert build_generator(config_lib.complete(old)).conv_impl == "xla"
   c.model.conv_impl = "nope"
   with pytest.raises(UserError, match="model.conv_impl"):
     build_generator(c)
