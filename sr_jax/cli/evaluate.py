@@ -6,15 +6,21 @@ r"""Evaluates a trained model on clean audio files and writes a report: metrics.
 
 Each clean file is degraded with --chain (default: the model's config.data.chain) and --seed, enhanced by the
 model (and with --collab by the model with collaborative sampling), and scored with LSD, LSD-HF, LSD-LF, SNR and
-SI-SDR against the clean file, next to the baselines: cubic-spline and linear interpolation of the low-rate input
-and the (soxr) degraded input itself. The summary is the plain mean over files. Open REPORT/index.html in a
-browser; see sr_jax/report/evaluation.py for the metrics and metrics.json, sr_jax/report/html.py for the page.
-The report is written to a temporary folder and moved into place at the end: a failed run leaves no half report.
+SI-SDR (and wideband PESQ and STOI where `pip install -e ".[speech]"` installed them) against the clean file, next
+to the baselines: cubic-spline and linear interpolation of the low-rate input and the (soxr) degraded input itself.
+The summary is the plain mean over files. Open REPORT/index.html in a browser: every file's metrics in one sortable
+table, and audio and spectrograms of at most --max_assets files (the first, the best, median and worst by the
+model's LSD gain over spline, more spread over that ranking); metrics.json has every number. See
+sr_jax/report/evaluation.py for the metrics, sr_jax/report/schema.py for metrics.json and the ranking,
+sr_jax/report/html.py for the page. The report is written to a temporary folder and moved into place at the end: a
+failed run leaves no half report. The last line says where the time went: the model's enhance calls, and the rest
+(reading, degrading, scoring, writing the report) per file.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 from absl import app
 from absl import flags
@@ -22,7 +28,7 @@ from absl import flags
 from sr_jax import resources
 from sr_jax.data import windows
 from sr_jax.errors import UserError, exit_on_user_error
-from sr_jax.report import evaluation
+from sr_jax.report import evaluation, schema
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training workdir to evaluate (its latest checkpoint, or --step).")
@@ -38,6 +44,9 @@ flags.DEFINE_string("report", None, "Report folder to write (metrics.json, index
 flags.DEFINE_bool("collab", False, "Also evaluate the model with collaborative sampling (needs a discriminator).")
 flags.DEFINE_integer("max_files", -1, "Evaluate at most this many files (sorted by path); -1: all.")
 flags.DEFINE_float("max_seconds", None, "Crop each file to its first this many seconds.")
+flags.DEFINE_integer("max_assets", schema.DEFAULT_MAX_ASSETS, "Write audio and spectrograms of at most this many "
+                     "files (the first, the best, median and worst by LSD gain over spline, more spread over that "
+                     "ranking); -1: all, 0: none. Every file's metrics are in the report whatever this is.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing report folder.")
 flags.DEFINE_integer("stride", None, "Hop between the model's windows, in samples at its rate (default: the "
                      "checkpoint's config.data.eval_stride, scaled by window / config.data.window for another "
@@ -66,6 +75,8 @@ def check_flags() -> None:
       raise UserError(f"--{name} is required")
   if FLAGS.max_files == 0 or FLAGS.max_files < -1:
     raise UserError(f"--max_files must be a positive number of files or -1 (all), got {FLAGS.max_files}")
+  if FLAGS.max_assets < -1:
+    raise UserError(f"--max_assets must be a number of files, 0 (none) or -1 (all), got {FLAGS.max_assets}")
   if FLAGS.max_seconds is not None and not FLAGS.max_seconds > 0:
     raise UserError(f"--max_seconds must be > 0, got {FLAGS.max_seconds}")
   if FLAGS.seed < 0:
@@ -101,7 +112,7 @@ def _fmt(value: float | None) -> str:
 
 
 def _print_summary(doc: dict) -> None:
-  metrics = evaluation.METRICS
+  metrics = schema.metric_names(doc["summary"])
   print(f"{'system':<8}" + "".join(f"{m:>9}" for m in metrics))
   for system, row in doc["summary"].items():
     print(f"{system:<8}" + "".join(f"{_fmt(row[m]):>9}" for m in metrics))
@@ -123,6 +134,16 @@ def main(argv: list[str]) -> None:
   chain = FLAGS.chain if FLAGS.chain is not None else config.data.chain
   rate = evaluation.eval_rate(config, chain)
   done = []
+  calls = []  # seconds spent inside each of the systems' enhance calls
+
+  def timed(enhance: evaluation.EnhanceFn) -> evaluation.EnhanceFn:
+    def call(audio, audio_rate):
+      start = time.perf_counter()
+      try:
+        return enhance(audio, audio_rate)
+      finally:
+        calls.append(time.perf_counter() - start)
+    return call
 
   def progress(result: evaluation.FileResult) -> None:
     done.append(result)
@@ -130,11 +151,31 @@ def main(argv: list[str]) -> None:
     print(f"[{len(done)}/{len(files)}] {result.name}: model LSD {_fmt(m['lsd'])}, SNR {_fmt(m['snr'])} dB",
           flush=True)
 
+  start = time.perf_counter()
   doc = evaluation.write_report(
-      FLAGS.report, files, FLAGS.data, systems, chain, checkpoint, rate, seed=FLAGS.seed,
-      model_upsample=config.data.get("upsample", "soxr"), max_seconds=FLAGS.max_seconds,
-      silence_db=config.data.get("silence_db", -60.0), overwrite=FLAGS.overwrite, progress=progress,
-      stride=enhancer.stride, window=enhancer.window)
+      FLAGS.report, files, FLAGS.data, {name: timed(fn) for name, fn in systems.items()}, chain, checkpoint, rate,
+      seed=FLAGS.seed, model_upsample=config.data.upsample, max_seconds=FLAGS.max_seconds,
+      silence_db=config.data.silence_db, overwrite=FLAGS.overwrite, progress=progress, stride=enhancer.stride,
+      window=enhancer.window, max_assets=FLAGS.max_assets)
+  wall = time.perf_counter() - start
   _print_summary(doc)
-  print(f"wrote {FLAGS.report}/index.html and metrics.json ({len(doc['files'])} files, mean over files)")
+  n = len(doc["files"])
+  print(f"wrote {FLAGS.report}/index.html and metrics.json ({n} files, mean over files; audio and spectrograms of "
+        f"{len(doc['assets'])})")
+  _print_time(wall, calls, n)
+
+
+def _print_time(wall: float, calls: list[float], files: int) -> None:
+  """Where the report's time went: the enhance calls (the first one compiles the model) and the rest."""
+  enhancing, other = sum(calls), wall - sum(calls)
+  share = ""
+  if enhancing > 0:
+    share = f", {100 * other / enhancing:.0f}% of the enhancement time"
+    if len(calls) > 1 and enhancing > calls[0]:
+      steady = (enhancing - calls[0]) * len(calls) / (len(calls) - 1)  # the first call timed like the others
+      share += f" ({100 * other / steady:.0f}% of it without the compilation)"
+  first = f" ({calls[0]:.1f} s the first call, which compiles)" if calls else ""
+  print(f"time: {wall:.1f} s for {files} files, {enhancing:.1f} s in the model's enhance calls{first}; the rest "
+        f"(reading, degrading, scoring, writing the report) {other:.1f} s, {1000 * other / files:.0f} ms per "
+        f"file{share}")
 

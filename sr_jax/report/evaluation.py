@@ -10,30 +10,27 @@ For each clean reference file (read as mono at the model's rate, optionally crop
    system: "model" and, if asked, "collab" (the model with collaborative sampling);
 3. score every system against the clean target with `sr_jax.metrics.all_metrics(target, estimate, rate, cutoff)`:
    LSD, LSD-HF, LSD-LF, SNR and SI-SDR, with the cut-off at the chain's LOW / 2 (the Nyquist frequency of the
-   band-limited input), or rate / 2 without a sample step (then LSD-HF covers the Nyquist bin only).
+   band-limited input), or rate / 2 without a sample step (then LSD-HF covers the Nyquist bin only); and with
+   wideband PESQ and STOI where their packages are installed (`sr_jax.report.speech`).
 
 Without a sample step the three upsampling methods give the same input, so "spline", "linear" and "input" are
 equal. The summary of each system is the plain (unweighted) mean over the files: each file counts once, whatever
 its length. A non-finite metric (a model that outputs NaN) is written as null, and a summary with one is null.
+The layout of metrics.json, and how files are ranked: `sr_jax.report.schema`.
 
-metrics.json::
-
-  {"chain": str, "checkpoint": str, ["stride": int, "window": int (the model's hop between windows and its window,
-   from launch/evaluate.py),]
-   "files": [{"name": str, "seconds": float, "model": {METRICS}, ["collab": {METRICS},] "spline": {METRICS},
-              "linear": {METRICS}, "input": {METRICS}}, ...],
-   "summary": {"model": {METRICS}, ["collab": {METRICS},] "spline": {...}, "linear": {...}, "input": {...}}}
-
-with METRICS = {"lsd": float, "lsd_hf": float, "lsd_lf": float, "snr": float, "si_sdr": float}.
-
-`write_report` writes the whole report (metrics.json, index.html, per file WAVs and spectrograms, see
-`sr_jax.report.html`) into a hidden temporary folder next to the report folder and renames it into place at the
-end, so a failed or interrupted run leaves no half report (and an old report replaced with `overwrite` stays
-whole until the new one is complete).
+`write_report` writes the whole report into a hidden temporary folder next to the report folder and renames it
+into place at the end, so a failed or interrupted run leaves no half report (and an old report replaced with
+`overwrite` stays whole until the new one is complete): metrics.json with every file, index.html
+(`sr_jax.report.html`) with every file's metrics in one table, and audio (WAVs) and spectrograms for at most
+`max_assets` files (`schema.choose_assets`: the first, the best, median and worst by LSD gain, more spread over the
+ranking), so that a set of thousands of files gives a report of the same size as one of ten. The chosen files are
+known once all are scored: the signals those need are kept in memory meanwhile, up to `ASSET_CACHE_BYTES`; a chosen
+file beyond that is read, degraded and enhanced again at the end (the model is deterministic: the same output).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import math
@@ -50,6 +47,9 @@ from absl import logging
 
 from sr_jax.data import datasets
 from sr_jax.errors import UserError
+# Re-exported: bench/ and the tests read these names from here too.
+from sr_jax.report.schema import (BASELINES, DEFAULT_MAX_ASSETS, ENHANCED, LOWER_IS_BETTER,  # noqa: F401
+                                  METRICS, METRICS_FILE, PAGE_FILE, SYSTEMS, FileResult, choose_assets, document)
 
 # sr_jax.metrics (jax) and sr_jax.data.degrade (scipy) take ~1.5 s to import: they are imported where they are used,
 # so that launch/evaluate.py reports a bad flag or folder at once.
@@ -58,28 +58,11 @@ if TYPE_CHECKING:
 
 # An enhancing system: (degraded input (frames,), rate) -> (enhanced (frames,), rate), e.g. Enhancer.enhance_array.
 EnhanceFn = Callable[[np.ndarray, int], tuple[np.ndarray, int]]
+# A speech metric: (target, estimate, rate) -> value or None (sr_jax.report.speech.scorers).
+SpeechFn = Callable[[np.ndarray, np.ndarray, int], "float | None"]
 
-ENHANCED = ("model", "collab")  # systems that run a network, in report order
-BASELINES = {"spline": "cubic", "linear": "linear", "input": "soxr"}  # system -> upsampling method of degrade
-SYSTEMS = ENHANCED + tuple(BASELINES)
-METRICS = ("lsd", "lsd_hf", "lsd_lf", "snr", "si_sdr")  # sr_jax.metrics.METRIC_NAMES (the tests check)
-LOWER_IS_BETTER = {"lsd": True, "lsd_hf": True, "lsd_lf": True, "snr": False, "si_sdr": False}
-METRICS_FILE = "metrics.json"
-PAGE_FILE = "index.html"
-
-
-@dataclasses.dataclass
-class FileResult:
-  """One evaluated file: its name, length, the signals (inputs, outputs, "target") at `rate`, and the metrics."""
-  name: str
-  seconds: float
-  rate: int
-  signals: dict[str, np.ndarray]
-  metrics: dict[str, dict[str, float | None]]
-
-  def entry(self) -> dict:
-    """The file's entry of metrics.json."""
-    return {"name": self.name, "seconds": self.seconds, **self.metrics}
+ASSET_SIGNALS = ("model_input", "model", "collab", "target")  # what a file's audio and spectrograms are made of
+ASSET_CACHE_BYTES = 512 * 2**20  # signals kept for the files that may get assets; past this they are recomputed
 
 
 # ----- inputs ----------------------------------------------------------------------------------------------------
@@ -147,21 +130,16 @@ def _finite(value: float) -> float | None:
   return float(value) if math.isfinite(value) else None
 
 
-def score(target: np.ndarray, estimate: np.ndarray, rate: int, cutoff: float) -> dict[str, float | None]:
-  """`sr_jax.metrics.all_metrics` of one system, non-finite values as None."""
+def score(target: np.ndarray, estimate: np.ndarray, rate: int, cutoff: float,
+          speech: Mapping[str, SpeechFn] | None = None) -> dict[str, float | None]:
+  """`sr_jax.metrics.all_metrics` of one system, then the `speech` metrics ({name: fn}), non-finite values as
+  None."""
   from sr_jax import metrics as metrics_lib  # noqa: PLC0415
 
-  return {k: _finite(v) for k, v in metrics_lib.all_metrics(target, estimate, rate, cutoff).items()}
-
-
-def summarize(entries: Sequence[Mapping], systems: Sequence[str]) -> dict[str, dict[str, float | None]]:
-  """{system: {metric: mean over the entries}}: plain mean over files; None if any file's value is None."""
-  out = {}
-  for system in systems:
-    out[system] = {}
-    for metric in METRICS:
-      values = [entry[system][metric] for entry in entries]
-      out[system][metric] = None if not values or None in values else float(np.mean(values))
+  out = {k: _finite(v) for k, v in metrics_lib.all_metrics(target, estimate, rate, cutoff).items()}
+  for name, fn in (speech or {}).items():
+    value = fn(target, estimate, rate)
+    out[name] = None if value is None else _finite(value)
   return out
 
 
@@ -179,64 +157,118 @@ def _fit(out: np.ndarray, out_rate: int, rate: int, length: int, system: str) ->
   return out
 
 
-def evaluate_clean(clean: np.ndarray, rate: int, chain: degrade_lib.Chain, seed: int,
-                   enhancers: Mapping[str, EnhanceFn], model_upsample: str = "soxr",
-                   ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float | None]]]:
-  """Signals and metrics of one clean mono file at the target `rate` (see the module docstring).
-
-  Returns (signals, metrics): signals has one array per system (`enhancers`' names, then "spline", "linear",
-  "input"), "model_input" (what the enhancers got) and "target"; metrics has {system: {metric: value}}.
-  """
-  inputs, target = degraded(clean, rate, chain, seed, [model_upsample] + list(BASELINES.values()))
+def _enhance(inputs: Mapping[str, np.ndarray], target: np.ndarray, rate: int, enhancers: Mapping[str, EnhanceFn],
+             model_upsample: str) -> dict[str, np.ndarray]:
+  """The signals of one file (see `evaluate_clean`): the enhancers run on the input upsampled with
+  `model_upsample`."""
   signals = {"model_input": inputs[model_upsample]}
   for system, enhance in enhancers.items():
     signals[system] = _fit(*enhance(inputs[model_upsample], rate), rate, len(target), system)
   for system, method in BASELINES.items():
     signals[system] = inputs[method]
   signals["target"] = target
-  cutoff = cutoff_hz(chain, rate)
-  systems = list(enhancers) + list(BASELINES)
-  return signals, {system: score(target, signals[system], rate, cutoff) for system in systems}
+  return signals
+
+
+def _score_all(signals: Mapping[str, np.ndarray], systems: Sequence[str], rate: int, cutoff: float,
+               speech: Mapping[str, SpeechFn] | None) -> dict[str, dict[str, float | None]]:
+  return {system: score(signals["target"], signals[system], rate, cutoff, speech) for system in systems}
+
+
+def evaluate_clean(clean: np.ndarray, rate: int, chain: degrade_lib.Chain, seed: int,
+                   enhancers: Mapping[str, EnhanceFn], model_upsample: str = "soxr",
+                   speech: Mapping[str, SpeechFn] | None = None,
+                   ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float | None]]]:
+  """Signals and metrics of one clean mono file at the target `rate` (see the module docstring).
+
+  Returns (signals, metrics): signals has one array per system (`enhancers`' names, then "spline", "linear",
+  "input"), "model_input" (what the enhancers got) and "target"; metrics has {system: {metric: value}}, with the
+  `speech` metrics ({name: fn}, see `sr_jax.report.speech.scorers`) after the five of `METRICS`.
+  """
+  inputs, target = degraded(clean, rate, chain, seed, [model_upsample] + list(BASELINES.values()))
+  signals = _enhance(inputs, target, rate, enhancers, model_upsample)
+  return signals, _score_all(signals, list(enhancers) + list(BASELINES), rate, cutoff_hz(chain, rate), speech)
+
+
+@dataclasses.dataclass
+class _Prepared:
+  """A file read and degraded, ready for the enhancers."""
+  name: str
+  seconds: float
+  inputs: dict[str, np.ndarray]
+  target: np.ndarray
+
+
+def _prepare(path: str, root: str, chain: degrade_lib.Chain, rate: int, seed: int, model_upsample: str,
+             max_seconds: float | None, silence_db: float,
+             counter: datasets.SkipCounter | None = None) -> _Prepared | None:
+  """A file read as mono at `rate`, cropped and degraded (see the module docstring); None if it is skipped."""
+  from sr_jax.data import degrade as degrade_lib  # noqa: PLC0415
+
+  clean = datasets.load_clean(path, rate, silence_db, counter)
+  if clean is None:
+    return None
+  if max_seconds is not None:
+    clean = clean[:max(1, int(round(max_seconds * rate)))]
+  name = datasets.file_key(path, root)
+  inputs, target = degraded(clean, rate, chain, degrade_lib.file_seed(seed, name),
+                            [model_upsample] + list(BASELINES.values()))
+  return _Prepared(name, len(clean) / rate, inputs, target)
 
 
 def evaluate_files(files: Sequence[str], root: str, enhancers: Mapping[str, EnhanceFn], chain: degrade_lib.Chain,
                    rate: int, seed: int = 0, model_upsample: str = "soxr", max_seconds: float | None = None,
-                   silence_db: float = -60.0) -> Iterator[FileResult]:
-  """Evaluates the files one by one (so only one file's signals are in memory at a time).
+                   silence_db: float = -60.0, speech: Mapping[str, SpeechFn] | None = None,
+                   ) -> Iterator[FileResult]:
+  """Evaluates the files in order, yielding one `FileResult` per usable file.
 
   Files are read as mono at `rate` (soxr); unreadable, empty or silent ones are skipped with one warning each, and
-  a summary line at the end; `UserError` if none is usable.
-  """
-  from sr_jax.data import degrade as degrade_lib  # noqa: PLC0415
+  a summary line at the end; `UserError` if none is usable. `speech`: the speech metrics to add ({name: fn});
+  default: those installed (`sr_jax.report.speech.scorers`), {} for none.
 
+  The enhancers run in the calling thread; one worker thread meanwhile reads and degrades the next file and scores
+  the previous one, so that this work hides behind the model's (a model on the CPU leaves a core to it, one on an
+  accelerator the CPU). At most three files' signals are in memory at a time.
+  """
+  if speech is None:
+    from sr_jax.report import speech as speech_lib  # noqa: PLC0415
+
+    speech = speech_lib.scorers()
   counter = datasets.SkipCounter()
-  for path in files:
-    clean = datasets.load_clean(path, rate, silence_db, counter)
-    if clean is None:
-      continue
-    if max_seconds is not None:
-      clean = clean[:max(1, int(round(max_seconds * rate)))]
-    name = datasets.file_key(path, root)
-    start = time.time()
-    signals, scores = evaluate_clean(clean, rate, chain, degrade_lib.file_seed(seed, name), enhancers,
-                                     model_upsample)
-    logging.info("%s: %.1f s of audio in %.1f s", name, len(clean) / rate, time.time() - start)
-    yield FileResult(name, len(clean) / rate, rate, signals, scores)
+  cutoff, systems = cutoff_hz(chain, rate), list(enhancers) + list(BASELINES)
+
+  def prepare(i: int):
+    return _prepare(files[i], root, chain, rate, seed, model_upsample, max_seconds, silence_db, counter)
+
+  with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sr_jax-evaluate") as worker:
+    upcoming = worker.submit(prepare, 0) if files else None
+    scoring = None  # (prepared, signals, future metrics) of the file before
+    for i in range(len(files)):
+      prepared = upcoming.result()
+      upcoming = worker.submit(prepare, i + 1) if i + 1 < len(files) else None
+      if prepared is None:
+        continue
+      start = time.time()
+      signals = _enhance(prepared.inputs, prepared.target, rate, enhancers, model_upsample)
+      logging.info("%s: %.1f s of audio enhanced in %.1f s", prepared.name, prepared.seconds, time.time() - start)
+      if scoring is not None:
+        yield FileResult(scoring[0].name, scoring[0].seconds, rate, scoring[1], scoring[2].result())
+      scoring = (prepared, signals, worker.submit(_score_all, signals, systems, rate, cutoff, speech))
+    if scoring is not None:
+      yield FileResult(scoring[0].name, scoring[0].seconds, rate, scoring[1], scoring[2].result())
   counter.log("evaluation files")
   if counter.num_skipped == counter.seen:
     raise UserError(f"no usable audio file to evaluate in {root} ({counter.summary()})")
 
 
-def results(chain: str, checkpoint: str, entries: list[dict], systems: Sequence[str],
-            stride: int | None = None, window: int | None = None) -> dict:
-  """The metrics.json document (with "stride" and "window", the model's hop between windows and its window, when
-  given)."""
-  doc = {"chain": chain, "checkpoint": checkpoint}
-  if stride is not None:
-    doc["stride"] = int(stride)
-  if window is not None:
-    doc["window"] = int(window)
-  return {**doc, "files": entries, "summary": summarize(entries, systems)}
+def _signals_again(path: str, root: str, enhancers: Mapping[str, EnhanceFn], chain: degrade_lib.Chain, rate: int,
+                   seed: int, model_upsample: str, max_seconds: float | None, silence_db: float) -> FileResult:
+  """A file's signals computed again (as `evaluate_files` did; the metrics left empty)."""
+  prepared = _prepare(path, root, chain, rate, seed, model_upsample, max_seconds, silence_db)
+  if prepared is None:
+    raise UserError(f"{path} changed during the evaluation: it is no longer usable")
+  signals = _enhance(prepared.inputs, prepared.target, rate, enhancers, model_upsample)
+  return FileResult(prepared.name, prepared.seconds, rate, signals, {})
 
 
 # ----- the report folder -----------------------------------------------------------------------------------------
@@ -277,13 +309,16 @@ def write_report(report_dir: str, files: Sequence[str], root: str, enhancers: Ma
                  checkpoint: str, rate: int, seed: int = 0, model_upsample: str = "soxr",
                  max_seconds: float | None = None, silence_db: float = -60.0, overwrite: bool = False,
                  progress: Callable[[FileResult], None] | None = None, stride: int | None = None,
-                 window: int | None = None) -> dict:
-  """Evaluates `files` and writes the report folder (metrics.json, index.html, per-file WAVs and spectrograms).
-  `stride` and `window` (the enhancers' hop between windows and their window) are only recorded in metrics.json.
+                 window: int | None = None, max_assets: int = DEFAULT_MAX_ASSETS,
+                 speech: Mapping[str, SpeechFn] | None = None, cache_bytes: int = ASSET_CACHE_BYTES) -> dict:
+  """Evaluates `files` and writes the report folder: metrics.json, index.html, and WAVs and spectrograms of at most
+  `max_assets` files (-1: all, 0: none). `stride` and `window` (the enhancers' hop between windows and their
+  window) are only recorded in metrics.json. `speech`: see `evaluate_files`. `cache_bytes`: how much of the chosen
+  files' signals may be kept in memory instead of being recomputed.
 
   Returns the metrics.json document. `progress(result)` is called after each file. See the module docstring.
   """
-  from sr_jax.report import html  # noqa: PLC0415  (matplotlib: only when a report is written)
+  from sr_jax.report import html  # noqa: PLC0415  (PIL, matplotlib's colormaps: only when a report is written)
 
   report_dir = os.path.abspath(report_dir)
   check_report_dir(report_dir, overwrite)
@@ -292,14 +327,28 @@ def write_report(report_dir: str, files: Sequence[str], root: str, enhancers: Ma
   tmp = os.path.join(parent, f".{os.path.basename(report_dir)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
   os.makedirs(tmp)
   try:
-    entries, assets, folders = [], [], set()
+    entries, kept, kept_bytes = [], {}, 0
     for result in evaluate_files(files, root, enhancers, chain, rate, seed, model_upsample, max_seconds,
-                                 silence_db):
+                                 silence_db, speech):
       entries.append(result.entry())
-      assets.append(html.write_file_assets(tmp, result, folders))
+      if max_assets != 0:
+        signals = {k: result.signals[k] for k in ASSET_SIGNALS if k in result.signals}
+        size = sum(v.nbytes for v in signals.values())
+        if kept_bytes + size <= cache_bytes:
+          kept[len(entries) - 1], kept_bytes = dataclasses.replace(result, signals=signals), kept_bytes + size
       if progress is not None:
         progress(result)
-    doc = results(chain, checkpoint, entries, list(enhancers) + list(BASELINES), stride, window)
+    paths = {datasets.file_key(path, root): path for path in files}
+    assets, folders = {}, set()
+    for index, why in choose_assets(entries, max_assets).items():
+      result = kept.pop(index, None)
+      if result is None:  # beyond the cache: the same file read, degraded and enhanced again
+        result = _signals_again(paths[entries[index]["name"]], root, enhancers, chain, rate, seed, model_upsample,
+                                max_seconds, silence_db)
+      assets[index] = {**html.write_file_assets(tmp, result, folders), "why": why}
+    kept.clear()
+    doc = document(chain, checkpoint, entries, list(enhancers) + list(BASELINES),
+                   [{"name": entries[i]["name"], **asset} for i, asset in assets.items()], stride, window)
     with open(os.path.join(tmp, METRICS_FILE), "w", encoding="utf-8") as f:
       json.dump(doc, f, indent=1, allow_nan=False)
       f.write("\n")

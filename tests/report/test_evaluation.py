@@ -1,5 +1,6 @@
 """Tests for sr_jax/report/evaluation.py and launch/evaluate.py: metrics.json shape and numbers (against sr_jax.metrics
-on independently degraded arrays), baselines, the report folder's atomic writes, user errors, and a real model."""
+on independently degraded arrays), baselines, audio and spectrograms for the chosen files only (kept or recomputed),
+the report folder's atomic writes, user errors, and a real model."""
 
 import json
 import os
@@ -15,7 +16,8 @@ from sr_jax import metrics as metrics_lib
 from sr_jax.data import audio as audio_lib
 from sr_jax.data import degrade as degrade_lib
 from sr_jax.errors import UserError
-from sr_jax.report import evaluation
+from sr_jax.report import evaluation, schema
+from sr_jax.report import speech as speech_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RATE = 16000
@@ -76,12 +78,14 @@ def half(audio, rate):
 
 
 def fake_report(tmp_path, overwrite=False, report="report"):
-  """A report of the oracle ("model") and a half-gain fake ("collab") on make_clean_dir's files."""
+  """A report of the oracle ("model") and a half-gain fake ("collab") on make_clean_dir's files (without the
+  optional speech metrics, whether their packages are installed or not)."""
   data = tmp_path / "data"
   paths = make_clean_dir(data)
   report_dir = str(tmp_path / report)
   doc = evaluation.write_report(report_dir, evaluation.clean_files(str(data)), str(data),
-                                {"model": Oracle(paths), "collab": half}, CHAIN, "ckpt/4", RATE, overwrite=overwrite)
+                                {"model": Oracle(paths), "collab": half}, CHAIN, "ckpt/4", RATE, overwrite=overwrite,
+                                speech={})
   return report_dir, doc, paths
 
 
@@ -90,20 +94,28 @@ def report(tmp_path_factory):
   return fake_report(tmp_path_factory.mktemp("fake"))
 
 
-def _check_shape(doc, systems):
-  assert set(doc) - {"stride", "window"} == {"chain", "checkpoint", "files", "summary"}  # from launch/evaluate.py
+def _check_shape(doc, systems, speech=()):
+  """metrics.json's layout (sr_jax/report/schema.py), with the speech metrics `speech` (may be null: PESQ finds no
+  utterance in some audio)."""
+  assert set(doc) - {"stride", "window"} == {"chain", "checkpoint", "files", "summary", "assets"}  # launch/evaluate
   assert isinstance(doc["chain"], str) and isinstance(doc["checkpoint"], str)
   assert isinstance(doc["files"], list) and doc["files"]
+  keys = METRIC_KEYS | set(speech)
   for entry in doc["files"]:
     assert set(entry) == {"name", "seconds", *systems}
     assert isinstance(entry["name"], str) and type(entry["seconds"]) is float
     for system in systems:
-      assert set(entry[system]) == METRIC_KEYS
-      assert all(type(v) is float and np.isfinite(v) for v in entry[system].values())
+      assert set(entry[system]) == keys
+      assert all(type(entry[system][m]) is float and np.isfinite(entry[system][m]) for m in METRIC_KEYS)
+      assert all(entry[system][m] is None or type(entry[system][m]) is float for m in speech)
   assert set(doc["summary"]) == set(systems)
   for system in systems:
-    assert set(doc["summary"][system]) == METRIC_KEYS
-    assert all(type(v) is float for v in doc["summary"][system].values())
+    assert set(doc["summary"][system]) == keys
+    assert all(type(doc["summary"][system][m]) is float for m in METRIC_KEYS)
+  names = [e["name"] for e in doc["files"]]
+  for asset in doc["assets"]:
+    assert set(asset) == {"name", "folder", "why"} and asset["name"] in names
+    assert asset["why"] and set(asset["why"]) <= set(schema.REASONS)
 
 
 def test_metrics_json_shape_and_numbers(report):
@@ -117,6 +129,10 @@ def test_metrics_json_shape_and_numbers(report):
   # The silent file is skipped; names are paths relative to the data folder.
   assert [e["name"] for e in written["files"]] == ["a.wav", ODD_NAME]
   assert [e["seconds"] for e in written["files"]] == [1.0, 0.75]
+  # Both files get audio and spectrograms (8 by default). The oracle's LSD gain is 1 on both (a tie, kept in file
+  # order): the first file is also the best and the median ((2 - 1) // 2 = rank 0), the second the worst.
+  assert written["assets"] == [{"name": "a.wav", "folder": "a", "why": ["first", "best", "median"]},
+                               {"name": ODD_NAME, "folder": "sub_b b&c#?'<x>", "why": ["worst"]}]
   for entry in written["files"]:
     inputs, target = expected_signals(paths[entry["name"]], entry["name"])
     expected = {"model": target, "collab": 0.5 * inputs["soxr"], "spline": inputs["cubic"],
@@ -150,7 +166,7 @@ def test_perfect_enhancer_gets_lsd_zero_and_beats_the_baselines(report):
 def test_max_seconds_crops_before_degrading(tmp_path):
   paths = make_clean_dir(tmp_path / "data")
   results = list(evaluation.evaluate_files([paths["a.wav"]], str(tmp_path / "data"), {"model": half}, CHAIN, RATE,
-                                           seed=3, max_seconds=0.4))
+                                           seed=3, max_seconds=0.4, speech={}))
   (result,) = results
   assert result.name == "a.wav" and result.seconds == 0.4 and len(result.signals["target"]) == 6400
   inputs, target = expected_signals(paths["a.wav"], "a.wav", seed=3, max_seconds=0.4)
@@ -159,7 +175,7 @@ def test_max_seconds_crops_before_degrading(tmp_path):
   assert result.metrics["model"] == pytest.approx(metrics_lib.all_metrics(target, 0.5 * inputs["soxr"], RATE, 2000))
   # Another seed draws other noise.
   other = next(evaluation.evaluate_files([paths["a.wav"]], str(tmp_path / "data"), {}, CHAIN, RATE, seed=4,
-                                         max_seconds=0.4))
+                                         max_seconds=0.4, speech={}))
   assert not np.array_equal(other.signals["input"], result.signals["input"])
   np.testing.assert_array_equal(other.signals["target"], result.signals["target"])
 
@@ -196,7 +212,7 @@ def test_bad_enhancer_outputs(tmp_path):
   assert signals["model"].shape == (8000,)
   _, scores = evaluation.evaluate_clean(clean, RATE, CHAIN, 0, {"model": lambda x, r: (x * np.nan, r)})
   assert scores["model"]["snr"] is None and scores["input"]["snr"] is not None
-  summary = evaluation.summarize([{"model": scores["model"]}, {"model": {k: 1.0 for k in METRIC_KEYS}}], ["model"])
+  summary = schema.summarize([{"model": scores["model"]}, {"model": {k: 1.0 for k in METRIC_KEYS}}], ["model"])
   assert summary["model"]["snr"] is None
 
 
@@ -239,7 +255,7 @@ def test_failed_run_leaves_no_report_and_keeps_the_old_one(tmp_path):
     broken.calls = 0
     with pytest.raises(RuntimeError, match="model exploded"):
       evaluation.write_report(str(tmp_path / "out"), files, str(tmp_path / "data"), {"model": broken}, CHAIN,
-                              "c", RATE, overwrite=True)
+                              "c", RATE, overwrite=True, speech={})
     assert broken.calls == 2
 
   run()
@@ -275,6 +291,98 @@ def test_report_folder_rules(tmp_path, report):
   assert sorted(os.listdir(tmp_path / "again")) == ["data", "report"]
 
 
+# ----- audio and spectrograms of the chosen files only -----------------------------------------------------------
+
+MANY = [f"f{i}.wav" for i in range(9)]
+WEIGHTS = dict(zip(MANY, (0.6, 0.1, 0.9, 0.3, 0.0, 0.75, 0.45, 0.2, 1.0)))
+
+
+class Mixer:
+  """A fake model, deterministic in its input: the target plus WEIGHTS[name] times the input's error (0: the oracle,
+  f4; 1: the input itself, f8)."""
+
+  def __init__(self, paths):
+    self.known = {}
+    for name, path in paths.items():
+      inputs, target = expected_signals(path, name)
+      self.known[inputs["soxr"].tobytes()] = (target, WEIGHTS[name])
+    self.calls = 0
+
+  def __call__(self, audio, rate):
+    self.calls += 1
+    target, weight = self.known[audio.tobytes()]
+    return (target + weight * (audio - target)).astype(np.float32), rate
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory):
+  """Nine 0.3 s tones (f0 150 + 37 i Hz) and their paths."""
+  root = tmp_path_factory.mktemp("many")
+  paths = {}
+  for i, name in enumerate(MANY):
+    paths[name] = str(root / "data" / name)
+    audio_lib.write(paths[name], _tone(RATE, 0.3, 150.0 + 37.0 * i), RATE)
+  return root, paths
+
+
+def _many_report(many, name, **kwargs):
+  root, paths = many
+  mixer = Mixer(paths)
+  report_dir = root / name
+  doc = evaluation.write_report(str(report_dir), sorted(paths.values()), str(root / "data"), {"model": mixer}, CHAIN,
+                                "c", RATE, speech={}, **kwargs)
+  return report_dir, doc, mixer
+
+
+def _contents(report_dir):
+  return {folder: sorted(os.listdir(report_dir / folder)) for folder in os.listdir(report_dir)
+          if os.path.isdir(report_dir / folder)}
+
+
+def test_assets_only_for_the_first_best_median_and_worst(many):
+  _, paths = many
+  report_dir, doc, mixer = _many_report(many, "four", max_assets=4)
+  assert mixer.calls == 9  # each file enhanced once: the chosen files' signals were kept
+  assert [e["name"] for e in doc["files"]] == MANY  # every file's metrics
+  # The ranking, from metrics.json's numbers: LSD gain over spline, highest first.
+  gains = [(e["spline"]["lsd"] - e["model"]["lsd"]) / e["spline"]["lsd"] for e in doc["files"]]
+  order = sorted(range(9), key=lambda i: -gains[i])
+  assert len(set(gains)) == 9
+  assert MANY[order[0]] == "f4.wav" and gains[order[0]] == pytest.approx(1.0)  # the oracle
+  assert MANY[order[-1]] == "f8.wav" and gains[order[-1]] < 0  # the soxr input: worse than spline in LSD
+  expected = {0: ["first"], order[0]: ["best"], order[4]: ["median"], order[8]: ["worst"]}
+  assert len(expected) == 4
+  assert doc["assets"] == [{"name": MANY[i], "folder": MANY[i][:-4], "why": expected[i]} for i in sorted(expected)]
+  assert _contents(report_dir) == {MANY[i][:-4]: ["input.wav", "model.wav", "spectrograms.png", "target.wav"]
+                                   for i in expected}
+  assert sorted(f for f in os.listdir(report_dir) if not os.path.isdir(report_dir / f)) == ["index.html",
+                                                                                            "metrics.json"]
+  for i in expected:  # the written audio is the model's output for that file (up to 16-bit quantisation)
+    inputs, target = expected_signals(paths[MANY[i]], MANY[i])
+    model, _ = audio_lib.read(str(report_dir / MANY[i][:-4] / "model.wav"), mono=True)
+    np.testing.assert_allclose(model, target + WEIGHTS[MANY[i]] * (inputs["soxr"] - target), atol=1 / 32768 + 1e-6)
+
+
+def test_assets_beyond_the_cache_are_recomputed(many):
+  kept_dir, kept, _ = _many_report(many, "kept", max_assets=4)
+  redone_dir, redone, mixer = _many_report(many, "redone", max_assets=4, cache_bytes=0)
+  assert mixer.calls == 9 + 4  # the four chosen files enhanced again at the end
+  assert redone == kept
+  for folder, names in _contents(kept_dir).items():
+    for name in names:
+      assert (redone_dir / folder / name).read_bytes() == (kept_dir / folder / name).read_bytes(), (folder, name)
+
+
+def test_max_assets_none_and_all(many):
+  none_dir, none, mixer = _many_report(many, "none", max_assets=0)
+  assert none["assets"] == [] and _contents(none_dir) == {} and mixer.calls == 9
+  text = (none_dir / "index.html").read_text(encoding="utf-8")
+  assert "<audio" not in text and "<img" not in text and "--max_assets=0" in text
+  all_dir, everything, _ = _many_report(many, "all", max_assets=-1)
+  assert [a["name"] for a in everything["assets"]] == MANY and len(_contents(all_dir)) == 9
+  assert everything["files"] == none["files"]
+
+
 # ----- launch/evaluate.py ----------------------------------------------------------------------------------------
 
 
@@ -300,12 +408,14 @@ def test_launcher_user_errors(tmp_path):
       "data folder .*nope does not exist": [ckpt, f"--data={tmp_path / 'nope'}", f"--report={tmp_path / 'r'}"],
       "no audio files in .*empty": [ckpt, f"--data={tmp_path / 'empty'}", f"--report={tmp_path / 'r'}"],
       "report folder .*old already exists; pass --overwrite": [ckpt, data, f"--report={tmp_path / 'old'}"],
-      "give exactly one of --workdir .* and --checkpoint": [ckpt, f"--checkpoint={tmp_path}", data,
+      "give exactly one of --workdir .*, --checkpoint .* and --model": [ckpt, f"--checkpoint={tmp_path}", data,
                                                             f"--report={tmp_path / 'r'}"],
       "give exactly one of --workdir": [data, f"--report={tmp_path / 'r'}"],
       "no checkpoint at .*run: the folder does not exist": [ckpt, data, f"--report={tmp_path / 'r'}"],
       "--stride must be a positive integer number of samples, got -4": [ckpt, data, f"--report={tmp_path / 'r'}",
                                                                 "--stride=-4"],
+      "--max_assets must be a number of files, 0 .none. or -1 .all., got -2": [ckpt, data, "--max_assets=-2",
+                                                                              f"--report={tmp_path / 'r'}"],
   }
   for (pattern, _), result in zip(cases.items(), _launch_all(list(cases.values()))):
     assert result.returncode == 2, (pattern, result.stderr)
@@ -378,9 +488,12 @@ def test_launcher_with_a_trained_model(trained, tmp_path):
                             "--max_seconds=0.75", "--seed=5", "--stride=128"]], env=env)
   assert result.returncode == 0, result.stderr
   assert "mean over files" in result.stdout
+  assert re.search(r"time: [0-9.]+ s for 2 files, [0-9.]+ s in the model's enhance calls \([0-9.]+ s the first "
+                   r"call, which compiles\); the rest .* [0-9]+ ms per file, [0-9]+% of the enhancement time "
+                   r"\([0-9]+% of it without the compilation\)", result.stdout), result.stdout
   with open(report_dir / "metrics.json", encoding="utf-8") as f:
     doc = json.load(f)
-  _check_shape(doc, ["model", "collab", "spline", "linear", "input"])
+  _check_shape(doc, ["model", "collab", "spline", "linear", "input"], tuple(speech_lib.scorers()))
   assert doc["chain"] == "sample 4000 16000"
   assert doc["checkpoint"] == str(workdir / "checkpoints" / "4")
   assert doc["stride"] == 128 and doc["window"] == 512  # --stride (the tiny config's own eval_stride is 256)
@@ -389,9 +502,10 @@ def test_launcher_with_a_trained_model(trained, tmp_path):
   for entry in doc["files"]:
     inputs, target = expected_signals(str(data / entry["name"]), entry["name"], "sample 4000 16000", seed=5,
                                       max_seconds=0.75)
+    core = {system: {k: entry[system][k] for k in METRIC_KEYS} for system in entry if system in schema.SYSTEMS}
     for system, method in (("spline", "cubic"), ("linear", "linear"), ("input", "soxr")):
-      assert entry[system] == pytest.approx(metrics_lib.all_metrics(target, inputs[method], RATE, 2000.0),
-                                            rel=1e-12, abs=1e-12)
+      assert core[system] == pytest.approx(metrics_lib.all_metrics(target, inputs[method], RATE, 2000.0),
+                                           rel=1e-12, abs=1e-12)
     # The model's numbers are those of the output written to the report (16-bit PCM: up to quantisation), and
     # the written target and input are the arrays computed here.
     folder = report_dir / os.path.splitext(entry["name"])[0]
@@ -401,5 +515,5 @@ def test_launcher_with_a_trained_model(trained, tmp_path):
     np.testing.assert_allclose(files["target"][0], target, atol=1 / 32768 + 1e-7)
     np.testing.assert_allclose(files["input"][0], inputs["soxr"], atol=1 / 32768 + 1e-7)
     model = metrics_lib.all_metrics(target, files["model"][0], RATE, 2000.0)
-    assert entry["model"] == pytest.approx(model, rel=2e-3, abs=2e-3)
-    assert entry["model"] != entry["input"]
+    assert core["model"] == pytest.approx(model, rel=2e-3, abs=2e-3)
+    assert core["model"] != core["input"]

@@ -123,3 +123,40 @@ def test_no_pyplot_and_no_display(tmp_path):
   assert result.returncode == 0, result.stderr
   assert (tmp_path / "c.png").read_bytes()[:8] == PNG_MAGIC
   assert (tmp_path / "l.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def _runs(mask):
+  """[start, stop) of the runs of True in a 1-D mask."""
+  edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(int), [0]])))
+  return list(zip(edges[::2], edges[1::2]))
+
+
+def test_comparison_figure_puts_each_sine_at_its_frequency():
+  """The rasterised figure: down a column through the panels, each panel is a run of non-white pixels (frame line,
+  spectrogram, frame line) whose brightest row sits at its sine's frequency (0 Hz at the bottom, rate / 2 at the
+  top); a shorter signal's panel ends early, white after it; the colour bar's loudest colour is at the top."""
+  data = plots.comparison_png({"2 kHz": _sine(2000.0), "6 kHz": _sine(6000.0), "short": _sine(1000.0, 0.25)},
+                              RATE, title="sines")
+  assert _png_size(data) == (1000, 50 + 260 * 3)
+  rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int)
+  column = rgb[:, 300]  # t = 0.15 s: inside every panel
+  panels = [(a, b) for a, b in _runs(np.any(column != 255, axis=1)) if b - a > 100]
+  assert len(panels) == 3, panels
+  for (top, stop), freq in zip(panels, (2000.0, 6000.0, 1000.0)):
+    image = column[top + 1:stop - 1]  # less the frame lines
+    bright = int(np.argmax(image.sum(axis=1)))
+    assert (len(image) - 0.5 - bright) / len(image) == pytest.approx(freq / (RATE / 2), abs=3 / len(image)), freq
+    assert np.median(image.sum(axis=1)) < 60  # silence elsewhere: magma's dark end
+  late = rgb[:, 800]  # t = 0.46 s: after the short signal's end
+  (top, stop) = panels[2]
+  assert np.all(late[top + 2:stop - 2] == 255) and np.median(late[panels[0][0] + 1:panels[0][1] - 1].sum(axis=1)) < 60
+  bar = rgb[panels[0][0] + 2:panels[2][1] - 2, 891].sum(axis=1)
+  assert bar[:20].mean() > 500 and bar[-20:].mean() < 60 and np.all(np.diff(bar[::40]) <= 0)
+
+
+def test_nice_ticks():
+  np.testing.assert_allclose(plots.nice_ticks(0.0, 2.5, 8), [0, 0.5, 1, 1.5, 2, 2.5])  # step 2.5/8 -> 0.5
+  np.testing.assert_allclose(plots.nice_ticks(0.0, 8.0, 4), [0, 2, 4, 6, 8])
+  np.testing.assert_allclose(plots.nice_ticks(-93.4, -13.4, 8), [-90, -80, -70, -60, -50, -40, -30, -20])
+  np.testing.assert_allclose(plots.nice_ticks(0.0, 1.3, 6), [0, 0.25, 0.5, 0.75, 1.0, 1.25])  # 1.3/6 -> 0.25
+  np.testing.assert_allclose(plots.nice_ticks(5.0, 5.0), [5.0])

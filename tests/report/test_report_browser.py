@@ -1,5 +1,6 @@
 """The report page in a real browser: headless Chromium opens it without console errors, every image and audio file
-loads and decodes, the tables and spectrograms are laid out, and the screenshot is not blank.
+loads and decodes, the tables and spectrograms are laid out, the screenshot is not blank, and clicking the per-file
+table's headers sorts it.
 
 Needs Debian's `chromium` (apt-get install -y chromium); skipped where no Chromium is installed.
 """
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sr_jax.report import html as html_lib
 from tests.report.test_evaluation import fake_report
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
@@ -85,7 +87,7 @@ def test_page_loads_without_errors(report, tmp_path):
     assert duration == pytest.approx(seconds["a.wav"] if src.startswith("a/") else seconds[doc["files"][1]["name"]],
                                      abs=1e-3), src
   assert seen["tables"]["summary"][0] == 1 + len(doc["summary"]) and seen["tables"]["summary"][2] > 100
-  assert seen["tables"]["files"][0] == 1 + len(doc["summary"]) * len(doc["files"])
+  assert seen["tables"]["files"][0] == 2 + len(doc["files"])  # two header rows, one row per file
   assert "CONSOLE" not in result.stderr, result.stderr
 
 
@@ -106,3 +108,58 @@ def test_screenshot_shows_tables_and_spectrograms(report, tmp_path):
   assert np.any(np.all(rgb == (216, 240, 208), axis=-1))
   lower = rgb[1000:, :900].astype(float).mean(axis=-1)
   assert (lower < 100).mean() > 0.2
+
+
+# Clicks headers of the per-file table in turn and records the file column's order and the header's aria-sort.
+SORT_PROBE = """<script>
+window.addEventListener("load", function () {
+  var table = document.getElementById("files"), out = {sortable: table.className, steps: []};
+  function names() {
+    return Array.prototype.map.call(table.tBodies[0].rows, function (r) { return r.cells[0].textContent; });
+  }
+  function header(text, row) {
+    return Array.prototype.filter.call(table.tHead.rows[row].cells, function (c) { return c.textContent === text; });
+  }
+  out.steps.push(["none", names()]);
+  var clicks = [["LSD gain", 0, 0], ["LSD gain", 0, 0], ["file", 0, 0], ["file", 0, 0], ["model", 1, 0],
+                ["model", 1, 1]];
+  clicks.forEach(function (c) {
+    var th = header(c[0], c[1])[c[2]];
+    th.click();
+    out.steps.push([c[0] + "/" + c[2] + " " + th.getAttribute("aria-sort"), names()]);
+  });
+  var pre = document.createElement("pre");
+  pre.id = "probe-result";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def test_headers_sort_the_files_table(tmp_path):
+  """Five files: LSD gain sorts best first, then reversed, n/a last both ways; the file column sorts as text with
+  numbers in order; the model's LSD (lower is better) sorts ascending first, its SNR (higher is better) descending."""
+  gains = {"f10.wav": (1.0, 4.0, 5.0), "f2.wav": (3.0, 4.0, 9.0), "f1.wav": (None, 4.0, 7.0),
+           "f3.wav": (2.0, 4.0, 6.0), "f20.wav": (0.5, 4.0, 8.0)}  # name: (model LSD, spline LSD, model SNR)
+  files = [{"name": n, "seconds": 1.0, "model": {"lsd": m, "snr": snr}, "spline": {"lsd": s, "snr": 1.0}}
+           for n, (m, s, snr) in gains.items()]
+  doc = {"chain": "c", "checkpoint": "k", "files": files,
+         "summary": {"model": {"lsd": 1.0, "snr": 1.0}, "spline": {"lsd": 4.0, "snr": 1.0}}}
+  page = tmp_path / "index.html"
+  page.write_text(html_lib.page(doc, {}, 2000.0, 16000).replace("</body>", SORT_PROBE + "</body>"),
+                  encoding="utf-8")
+  result = _chromium(tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom", f"file://{page}")
+  match = re.search(r'<pre id="probe-result">(.*?)</pre>', result.stdout, re.DOTALL)
+  assert match, result.stderr[-2000:]
+  seen = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+  assert "sortable" in seen["sortable"]
+  assert seen["steps"] == [
+      ["none", ["f10.wav", "f2.wav", "f1.wav", "f3.wav", "f20.wav"]],
+      ["LSD gain/0 descending", ["f20.wav", "f10.wav", "f3.wav", "f2.wav", "f1.wav"]],  # 87.5%, 75%, 50%, 25%, n/a
+      ["LSD gain/0 ascending", ["f2.wav", "f3.wav", "f10.wav", "f20.wav", "f1.wav"]],
+      ["file/0 ascending", ["f1.wav", "f2.wav", "f3.wav", "f10.wav", "f20.wav"]],
+      ["file/0 descending", ["f20.wav", "f10.wav", "f3.wav", "f2.wav", "f1.wav"]],
+      ["model/0 ascending", ["f20.wav", "f10.wav", "f3.wav", "f2.wav", "f1.wav"]],  # LSD 0.5, 1, 2, 3, n/a
+      ["model/1 descending", ["f2.wav", "f20.wav", "f1.wav", "f3.wav", "f10.wav"]],  # SNR 9, 8, 7, 6, 5
+  ]
+  assert "CONSOLE" not in result.stderr, result.stderr
