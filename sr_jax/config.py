@@ -52,12 +52,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   m.conv_impl = "xla"
 
   c.disc = d = ml_collections.ConfigDict()
-  d.kind = "global"  # global: one logit per window | patch: PatchGAN, one logit per patch
+  # global: one logit per window | patch: PatchGAN, one logit per patch | mrsd: multi-resolution spectrogram D
+  # (a 2-D conv stack on the log-magnitude STFT per size in stft_fft_sizes, one logit per time-frequency patch)
+  d.kind = "global"
   d.conditional = False  # condition D on the degraded input (concatenated on channels)
   d.depth = -1  # global D's down blocks (-1: same as model.depth)
   d.patch_depth = 4  # patch D's down blocks (sets the patch's receptive field)
   d.width = -1.0  # -1: same as model.width
   d.dropout = 0.5  # dropout rate in the discriminator
+  d.stft_fft_sizes = (512, 1024, 2048)  # mrsd: its STFT sizes (hop n / 4, Hann), one 2-D conv stack each
+  d.channels = 32  # mrsd: channels of every 2-D conv layer
 
   c.ae = a = ml_collections.ConfigDict()
   a.depth = -1  # -1: same as model.depth
@@ -98,6 +102,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   l.reconstruction = "l2"  # l2 | l1
   l.lambda_adv = 0.0  # 0 = no GAN term (the discriminator is not trained either)
   l.lambda_feature = 0.0  # 0 = no autoencoder feature loss
+  # discriminator feature matching: mean L1 between D's inner features of target and output (needs lambda_adv > 0;
+  # on with the adversarial term, see adv_start_step); 0 = off
+  l.lambda_fm = 0.0
   l.feature_kind = "l2"  # distance between autoencoder features: l2 | l1
   l.lambda_stft = 0.0  # multi-resolution STFT log-magnitude loss
   l.stft_fft_sizes = (512, 1024, 2048)  # STFT sizes of the STFT and corridor terms

@@ -3,7 +3,10 @@
 * reconstruction: `l2_loss` (mean squared error), `l1_loss` (mean absolute error), `reconstruction_loss` by name;
 * adversarial (non-saturating GAN, binary cross-entropy on logits via ``optax.sigmoid_binary_cross_entropy``,
   stable for huge logits): `discriminator_loss`, `generator_adversarial_loss`. Logits may have any shape
-  (one per example, or a PatchGAN's (N, P, 1)); the mean is over all of them;
+  (one per example, or a PatchGAN's (N, P, 1)); the mean is over all of them. `grouped_discriminator_loss` and
+  `grouped_generator_adversarial_loss` average the same losses over groups of patches instead (the MRSD's
+  resolutions), so each group counts the same whatever its number of patches;
+* `feature_matching_loss`: mean L1 between a discriminator's inner features of the target and of the output;
 * `feature_loss`: distance between autoencoder bottleneck features of the target and of the output;
 * `multi_resolution_stft_loss`: spectral convergence + log-magnitude L1 over several STFT resolutions
   (Yamamoto et al. 2020, Parallel WaveGAN), with the STFT of `sr_jax.spectral`, bounded on silent windows;
@@ -82,6 +85,51 @@ def discriminator_loss(real_logits: jnp.ndarray, fake_logits: jnp.ndarray) -> jn
 def generator_adversarial_loss(fake_logits: jnp.ndarray) -> jnp.ndarray:
   """Non-saturating generator loss ``mean(-log sigmoid(fake))``: the generator wants fakes labelled 1."""
   return jnp.mean(optax.sigmoid_binary_cross_entropy(fake_logits, jnp.ones_like(fake_logits)))
+
+
+def split_patches(logits: jnp.ndarray, sizes: Sequence[int]) -> list[jnp.ndarray]:
+  """Logits (N, P, ...) -> the groups of `sizes` consecutive patches along axis 1 (sum(sizes) must be P)."""
+  if sum(sizes) != logits.shape[1] or not sizes:
+    raise ValueError(f"patch groups of sizes {tuple(sizes)} do not add up to the {logits.shape[1]} patches of "
+                     f"logits {tuple(logits.shape)}")
+  return jnp.split(logits, np.cumsum(sizes)[:-1].tolist(), axis=1)
+
+
+def grouped_discriminator_loss(real_logits: jnp.ndarray, fake_logits: jnp.ndarray,
+                               sizes: Sequence[int] | None = None) -> jnp.ndarray:
+  """`discriminator_loss` of each group of patches (`split_patches` of both logits by `sizes`, e.g. the MRSD's
+  `patch_counts`), averaged over the groups; sizes None: `discriminator_loss` of all patches."""
+  if sizes is None:
+    return discriminator_loss(real_logits, fake_logits)
+  pairs = zip(split_patches(real_logits, sizes), split_patches(fake_logits, sizes))
+  return sum(discriminator_loss(r, f) for r, f in pairs) / len(sizes)
+
+
+def grouped_generator_adversarial_loss(fake_logits: jnp.ndarray, sizes: Sequence[int] | None = None) -> jnp.ndarray:
+  """`generator_adversarial_loss` of each group of patches, averaged over the groups (as
+  `grouped_discriminator_loss`); sizes None: that of all patches."""
+  if sizes is None:
+    return generator_adversarial_loss(fake_logits)
+  return sum(generator_adversarial_loss(f) for f in split_patches(fake_logits, sizes)) / len(sizes)
+
+
+def feature_matching_loss(real_features, fake_features) -> jnp.ndarray:
+  """Feature matching (Salimans et al. 2016; HiFi-GAN, UnivNet): ``mean |real - fake|`` of each feature map, averaged
+  over the maps (the discriminator's layers, and resolutions for the MRSD).
+
+  `real_features` and `fake_features` are lists (or any pytrees of the same structure) of arrays of equal shapes,
+  the discriminator's inner activations on the target and on the generator's output. The real ones are constants
+  (stop-gradient): the loss moves the output's features towards the target's, never the other way.
+  """
+  real, fake = jax.tree.leaves(real_features), jax.tree.leaves(fake_features)
+  if jax.tree.structure(real_features) != jax.tree.structure(fake_features) or not real:
+    raise ValueError("feature matching needs the same (non-empty) list of feature maps for target and output")
+  terms = []
+  for r, f in zip(real, fake):
+    _check_same_shape(r, f)
+    r = jax.lax.stop_gradient(r).astype(jnp.float32)
+    terms.append(jnp.mean(jnp.abs(r - f.astype(jnp.float32))))
+  return sum(terms) / len(terms)
 
 
 def _safe_sqrt(x: jnp.ndarray) -> jnp.ndarray:

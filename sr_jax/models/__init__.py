@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from sr_jax.errors import UserError
 from sr_jax.models.autoencoder import AutoEncoder
-from sr_jax.models.discriminators import ConditionalDiscriminator, Discriminator, PatchDiscriminator
+from sr_jax.models.discriminators import (ConditionalDiscriminator, Discriminator, PatchDiscriminator,
+                                          SpectrogramDiscriminator, check_spectrogram_settings)
 from sr_jax.models.generator import Generator
 from sr_jax.models.layers import as_dtype, check_conv_impl, check_window, level_channels, level_kernel, subpixel
 
 __all__ = [
     "AutoEncoder", "ConditionalDiscriminator", "Discriminator", "Generator", "PatchDiscriminator",
-    "build_autoencoder", "build_discriminator", "build_generator", "check_window", "level_channels",
-    "level_kernel", "subpixel",
+    "SpectrogramDiscriminator", "build_autoencoder", "build_discriminator", "build_generator", "check_window",
+    "level_channels", "level_kernel", "subpixel",
 ]
 
 
@@ -31,7 +32,7 @@ def build_generator(config) -> Generator:
 
 
 def build_discriminator(config):
-  """The discriminator named by config.disc.kind (global | patch), conditional when config.disc.conditional."""
+  """The discriminator named by config.disc.kind (global | patch | mrsd), conditional when config.disc.conditional."""
   d, m = config.disc, config.model
   width, dtype = _or(d.width, m.width), as_dtype(m.dtype)
   if d.kind == "global":
@@ -40,7 +41,11 @@ def build_discriminator(config):
   if d.kind == "patch":
     return PatchDiscriminator(depth=d.patch_depth, width=width, conditional=d.conditional, dtype=dtype,
                               conv_impl=conv_impl(config))
-  raise UserError(f"disc.kind must be 'global' or 'patch', got {d.kind!r}")
+  if d.kind == "mrsd":
+    check_spectrogram_settings(d.stft_fft_sizes, d.channels)
+    return SpectrogramDiscriminator(fft_sizes=tuple(d.stft_fft_sizes), channels=d.channels, conditional=d.conditional,
+                                    dtype=dtype)
+  raise UserError(f"disc.kind must be 'global', 'patch' or 'mrsd', got {d.kind!r}")
 
 
 def build_autoencoder(config) -> AutoEncoder:

@@ -11,7 +11,8 @@ from flax import struct
 
 from sr_jax import losses
 from sr_jax.errors import UserError
-from sr_jax.models import build_autoencoder, build_discriminator, build_generator, check_window
+from sr_jax.models import (build_autoencoder, build_discriminator, build_generator, check_spectrogram_settings,
+                           check_window)
 
 
 class Models(NamedTuple):
@@ -40,6 +41,9 @@ class TrainState:
   d_loss_ema: jax.Array  # float32: running discriminator loss (for the switch-on rule)
 
 
+DISC_KINDS = ("global", "patch", "mrsd")
+
+
 def uses_disc(config) -> bool:
   return config.loss.lambda_adv > 0
 
@@ -66,6 +70,14 @@ def check_config(config) -> None:
     if config.train.ae_steps <= 0 and not config.train.ae_checkpoint:
       raise UserError("loss.lambda_feature > 0 needs a trained autoencoder: set train.ae_steps > 0 (train it first "
                       "in this launch) or train.ae_checkpoint=<workdir of an earlier run>")
+  if uses_disc(config) and config.disc.kind not in DISC_KINDS:
+    raise UserError(f"disc.kind must be one of {list(DISC_KINDS)}, got {config.disc.kind!r}")
+  if uses_disc(config) and config.disc.kind == "mrsd":
+    check_spectrogram_settings(config.disc.stft_fft_sizes, config.disc.channels)
+  lambda_fm = config.loss.lambda_fm
+  if not lambda_fm >= 0 or (lambda_fm > 0 and not uses_disc(config)):
+    raise UserError(f"loss.lambda_fm={lambda_fm} must be 0 (off) or > 0 with a discriminator (loss.lambda_adv > 0, "
+                    f"got {config.loss.lambda_adv}): feature matching compares the discriminator's features")
   if uses_disc(config) and config.disc.kind == "global":
     d_depth = config.disc.depth if config.disc.depth > 0 else config.model.depth
     if config.data.window % 2 ** d_depth:

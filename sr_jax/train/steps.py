@@ -3,9 +3,13 @@
 One train step, in the generator phase:
   y_hat = G(x) (train mode, dropout), kept with its VJP so G runs forward once;
   D update: BCE(D(y [| x]) -> real, D(stop_grad(y_hat) [| x]) -> fake), BatchNorm stats updated;
-  G update: rec(y, y_hat) + adv_on * lambda_adv * -log D(y_hat) (with the updated D) + lambda_f * |AE(y) - AE(y_hat)|
-            + lambda_stft * MR-STFT(y, y_hat) + lambda_corridor * corridor(y, y_hat), pulled back through the VJP
-            of G; with optim.freeze = "gen" no generator loss is computed and G stays as it is.
+  G update: rec(y, y_hat) + adv_on * lambda_adv * -log D(y_hat) (with the updated D)
+            + adv_on * lambda_fm * |D_feat(y) - D_feat(y_hat)| (feature matching, the updated D's inner features)
+            + lambda_f * |AE(y) - AE(y_hat)| + lambda_stft * MR-STFT(y, y_hat) + lambda_corridor * corridor(y, y_hat),
+            pulled back through the VJP of G; with optim.freeze = "gen" no generator loss is computed and G stays as
+            it is.
+The MRSD's (disc.kind "mrsd") BCE terms are averaged over its resolutions (`patch_counts`), each resolution the mean
+over its patches, as HiFi-GAN sums its sub-discriminators' losses; other kinds average over all their logits.
 In the autoencoder phase (global step < train.ae_steps) only the autoencoder learns the identity on targets.
 Phases and the adversarial switch are traced values (`lax.cond`, `jnp.where`): nothing recompiles when they change.
 """
@@ -39,12 +43,19 @@ def make_steps(config, models: Models, optimizers: Optimizers) -> tuple[Callable
   plateau = bool(config.optim.plateau)
   frozen_gen = config.optim.freeze == "gen"
 
-  def d_apply(net: NetState, y, x, key, params=None):
-    """D in train mode; returns (logits, new batch stats)."""
+  def d_apply(net: NetState, y, x, key, params=None, features: bool = False):
+    """D in train mode; returns (logits, new batch stats), with features ((logits, feature maps), new batch stats).
+    A D without BatchNorm (the MRSD) has an empty batch_stats collection, passed through unchanged."""
     cond = x if D.conditional else None
     variables = {"params": net.params if params is None else params, "batch_stats": net.batch_stats}
-    logits, upd = D.apply(variables, y, cond, train=True, rngs={"dropout": key}, mutable=["batch_stats"])
-    return logits, upd["batch_stats"]
+    extra = {"return_features": True} if features else {}
+    out, upd = D.apply(variables, y, cond, train=True, rngs={"dropout": key}, mutable=["batch_stats"], **extra)
+    return out, upd["batch_stats"]
+
+  def patch_groups(windows):
+    """The MRSD's patch logits per resolution for `windows` (N, W, 1); None for the other kinds (one group)."""
+    counts = getattr(D, "patch_counts", None)
+    return None if counts is None else counts(windows.shape[1])
 
   def features(net: NetState, y):
     return AE.apply({"params": net.params, "batch_stats": net.batch_stats}, y)[0]
@@ -63,7 +74,7 @@ def make_steps(config, models: Models, optimizers: Optimizers) -> tuple[Callable
       def d_loss_fn(params):
         real, stats = d_apply(disc, y, x, k_real, params)
         fake, stats = d_apply(disc.replace(batch_stats=stats), jax.lax.stop_gradient(y_hat), x, k_fake, params)
-        return losses.discriminator_loss(real, fake), (stats, real, fake)
+        return losses.grouped_discriminator_loss(real, fake, patch_groups(y)), (stats, real, fake)
 
       (d_loss, (stats, real, fake)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(disc.params)
       disc, out["d_grad_norm"] = _update(optimizers.disc, disc, d_grads, batch_stats=stats)
@@ -72,14 +83,25 @@ def make_steps(config, models: Models, optimizers: Optimizers) -> tuple[Callable
       adv_on = adv_on | switch
       out.update(d_loss=d_loss, d_real=jnp.mean(jax.nn.sigmoid(real)), d_fake=jnp.mean(jax.nn.sigmoid(fake)))
 
+    real_features = None
+    if D is not None and lc.lambda_fm > 0 and not frozen_gen:  # the updated D's features of the target: constants
+      (_, real_features), _ = d_apply(disc, y, x, k_adv, features=True)
+      real_features = jax.lax.stop_gradient(real_features)
+
     def g_loss_fn(y_hat):
       rec = losses.reconstruction_loss(y, y_hat, lc.reconstruction)
       terms = {"rec_loss": rec}
       total = rec
       if D is not None:
-        logits, _ = d_apply(disc, y_hat, x, k_adv)
-        terms["adv_loss"] = losses.generator_adversarial_loss(logits)
+        if real_features is None:
+          logits, _ = d_apply(disc, y_hat, x, k_adv)
+        else:
+          (logits, fake_features), _ = d_apply(disc, y_hat, x, k_adv, features=True)
+        terms["adv_loss"] = losses.grouped_generator_adversarial_loss(logits, patch_groups(y_hat))
         total = total + jnp.where(adv_on, lc.lambda_adv, 0.0) * terms["adv_loss"]
+        if real_features is not None:
+          terms["fm_loss"] = losses.feature_matching_loss(real_features, fake_features)
+          total = total + jnp.where(adv_on, lc.lambda_fm, 0.0) * terms["fm_loss"]
       if AE is not None:
         terms["feature_loss"] = losses.feature_loss(features(state.ae, y), features(state.ae, y_hat), lc.feature_kind)
         total = total + lc.lambda_feature * terms["feature_loss"]

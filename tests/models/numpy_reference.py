@@ -19,6 +19,15 @@ Networks (B = the number of down_* blocks in the tree):
                  LeakyReLU | global: flatten, dense -> (N, 1) | patch: conv stride 1 -> (N, W / 2**B, 1)
   autoencoder    down_b with BatchNorm | bottleneck | up_l: conv stride 1, ReLU, subpixel (no concat) |
                  final: conv, subpixel (no input skip) -> (bottleneck features, reconstruction)
+  spectrogram    (the MRSD) for each sub-tree stft_<n>, in the tree's order: the input's log-magnitude spectrogram
+  discriminator  0.5 log(|S|^2 + 1e-8) (STFT below, hop n / 4), as one channel (N, frames, bins, 1), the degraded
+                 input's as a first channel if conditional | conv_0 .. conv_4: conv2d, frequency strides 1, 2, 2, 2, 1,
+                 LeakyReLU | logit: conv2d -> patch logits flattened frames first, concatenated over the sub-trees
+  STFT           periodic Hann w[m] = 0.5 - 0.5 cos(2 pi m / n); the signal padded by n // 2 on both sides by
+                 reflection without the edge sample (zeros if it has no more than n // 2 samples); frame l starts at
+                 l * hop; S[l, k] = sum_m w[m] xpad[l hop + m] exp(-2 pi i k m / n), k = 0 .. n / 2
+  conv2d         (N, T, F, C), kernel K (kt, kf, Cin, Cout), zero padding kt // 2, kf // 2 on both sides, strides
+                 (st, sf): out[n, t, f, o] = b[o] + sum_{i, j, c} xpad[n, st t + i, sf f + j, c] K[i, j, c, o]
 """
 
 from __future__ import annotations
@@ -141,6 +150,72 @@ def discriminator(variables, y, x=None, train: bool = False):
   if p["logit"]["kernel"].ndim == 2:  # global: flatten (time-major, then channels), dense
     return h.reshape(h.shape[0], -1) @ p["logit"]["kernel"] + p["logit"]["bias"], new
   return conv1d(h, p["logit"], 1), new  # patch
+
+
+def discriminator_features(variables, y, x=None, train: bool = False):
+  """A global or patch discriminator's down block outputs (after BatchNorm and LeakyReLU), level 1 first."""
+  p, stats = as64(variables["params"]), as64(variables["batch_stats"])
+  h = windows(y)
+  if p["down_1"]["conv"]["kernel"].shape[1] == 2:
+    h = np.concatenate([windows(x), h], axis=-1)
+  features = []
+  for b in range(1, depth_of(p) + 1):
+    h = conv1d(h, p[f"down_{b}"]["conv"], 2)
+    h, _ = batch_norm(h, p[f"down_{b}"]["norm"], stats[f"down_{b}"]["norm"], train)
+    h = leaky_relu(h)
+    features.append(h)
+  return features
+
+
+def stft(signal, n: int):
+  """(N, W) -> complex (N, frames, n / 2 + 1), the definition above with hop n / 4, one frame at a time."""
+  signal = np.asarray(signal, np.float64)
+  hop, pad = n // 4, n // 2
+  mode = "reflect" if signal.shape[-1] > pad else "constant"
+  xpad = np.pad(signal, [(0, 0), (pad, pad)], mode=mode)
+  window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+  frames = 1 + (xpad.shape[-1] - n) // hop
+  k, m = np.arange(n // 2 + 1), np.arange(n)
+  basis = np.exp(-2j * np.pi * np.outer(m, k) / n)  # (n, bins), the DFT written out (no FFT)
+  return np.stack([(xpad[:, l * hop:l * hop + n] * window) @ basis for l in range(frames)], axis=1)
+
+
+def conv2d(x, p, strides):
+  """The definition above, one kernel tap at a time (float64)."""
+  kernel, bias = p["kernel"], p["bias"]
+  kt, kf = kernel.shape[:2]
+  st, sf = strides
+  n, t, f, c = x.shape
+  xpad = np.zeros((n, t + 2 * (kt // 2), f + 2 * (kf // 2), c))
+  xpad[:, kt // 2:kt // 2 + t, kf // 2:kf // 2 + f] = x
+  t_out, f_out = (xpad.shape[1] - kt) // st + 1, (xpad.shape[2] - kf) // sf + 1
+  out = np.broadcast_to(bias, (n, t_out, f_out, kernel.shape[3])).copy()
+  for i in range(kt):
+    for j in range(kf):
+      out += xpad[:, i:i + st * (t_out - 1) + 1:st, j:j + sf * (f_out - 1) + 1:sf, :] @ kernel[i, j]
+  return out
+
+
+SPECTROGRAM_FREQUENCY_STRIDES = (1, 2, 2, 2, 1)  # conv_0 .. conv_4
+
+
+def spectrogram_discriminator(variables, y, x=None):
+  """(logits (N, P, 1), [every conv_i output of every sub-tree], [patches per sub-tree]) of the MRSD."""
+  p = as64(variables["params"])
+  logits, features, counts = [], [], []
+  for name, tree in p.items():  # stft_<n>, in the order the network created them
+    n = int(name.split("_")[1])
+    log_mag = lambda s: 0.5 * np.log(np.abs(stft(windows(s)[..., 0], n)) ** 2 + 1e-8)[..., None]
+    h = log_mag(y)
+    if tree["conv_0"]["kernel"].shape[2] == 2:  # conditional: the degraded input's spectrogram first
+      h = np.concatenate([log_mag(x), h], axis=-1)
+    for i, stride in enumerate(SPECTROGRAM_FREQUENCY_STRIDES):
+      h = leaky_relu(conv2d(h, tree[f"conv_{i}"], (1, stride)))
+      features.append(h)
+    out = conv2d(h, tree["logit"], (1, 1))
+    logits.append(out.reshape(out.shape[0], -1, 1))
+    counts.append(logits[-1].shape[1])
+  return np.concatenate(logits, axis=1), features, counts
 
 
 def autoencoder(variables, x, train: bool = False):

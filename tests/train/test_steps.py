@@ -169,3 +169,91 @@ def test_a_critic_whose_term_is_off_leaves_the_generator_updates_as_without_one(
   moved = max(float(np.max(np.abs(a - b))) for a, b in zip(jax.tree.leaves(none), jax.tree.leaves(init)))
   assert moved > 1e-3  # three steps at lr 1e-2 really moved the generator
   np.testing.assert_allclose(m_critic["rec_loss"], m_none["rec_loss"], rtol=1e-5)
+
+
+MRSD = {"disc.kind": "mrsd", "disc.stft_fft_sizes": (16, 32), "disc.channels": 4}
+
+
+def _bce_fake_as_real(logits):
+  """-log sigmoid(logits), float64."""
+  return np.logaddexp(0.0, -np.asarray(logits, np.float64))
+
+
+def test_spectrogram_gan_with_feature_matching_trains_and_its_terms_match_numpy():
+  """disc.kind "mrsd" with lambda_adv and lambda_fm: the first step's D loss (the initial D), adversarial and
+  feature-matching terms (the updated D, as the G phase uses it) against the float64 numpy MRSD: BCE per resolution
+  averaged over the resolutions, feature matching the mean over layers and resolutions of mean |D_l(y) - D_l(G(x))|;
+  then a few more steps train with finite losses and a falling reconstruction loss."""
+  from tests.models import numpy_reference
+
+  lam_adv, lam_fm = 0.02, 0.1
+  config = tiny_config(**{"loss.lambda_adv": lam_adv, "loss.lambda_fm": lam_fm, "loss.adv_start_step": 0,
+                          "optim.lr_g": 3e-3, "optim.lr_d": 1e-3, **MRSD})
+  config.mesh.data = 1
+  t = loop.build_training(config)
+  state = t.init()
+  assert state.disc.batch_stats == {}
+  batch = fixed_batch(config)
+  y, y_hat = batch["target"], np.asarray(jax.jit(t.models.gen.apply)({"params": state.gen.params}, batch["input"]))
+  before = {"params": jax.device_get(state.disc.params)}  # (the step donates the state's buffers)
+  new, m = t.train_step(state, sharding.global_batch(batch, t.mesh))
+  m = jax.device_get(m)
+  assert {"d_loss", "adv_loss", "fm_loss", "rec_loss", "g_loss"} <= set(m)
+
+  real, _, counts = numpy_reference.spectrogram_discriminator(before, y)
+  fake, _, _ = numpy_reference.spectrogram_discriminator(before, y_hat)
+  split = lambda a: np.split(a, np.cumsum(counts)[:-1], axis=1)
+  want_d = np.mean([_bce_fake_as_real(r).mean() + _bce_fake_as_real(-f).mean() for r, f in zip(split(real),
+                                                                                               split(fake))])
+  after = {"params": jax.device_get(new.disc.params)}
+  _, real_features, _ = numpy_reference.spectrogram_discriminator(after, y)
+  fake, fake_features, _ = numpy_reference.spectrogram_discriminator(after, y_hat)
+  want_adv = np.mean([_bce_fake_as_real(f).mean() for f in split(fake)])
+  want_fm = np.mean([np.abs(r - f).mean() for r, f in zip(real_features, fake_features)])
+  assert want_fm > 1e-3
+  np.testing.assert_allclose(m["d_loss"], want_d, rtol=1e-4)
+  np.testing.assert_allclose(m["adv_loss"], want_adv, rtol=1e-4)
+  np.testing.assert_allclose(m["fm_loss"], want_fm, rtol=1e-4)
+  np.testing.assert_allclose(m["g_loss"], m["rec_loss"] + lam_adv * m["adv_loss"] + lam_fm * m["fm_loss"], rtol=1e-6)
+
+  history = [m]
+  for _ in range(7):
+    new, m = t.train_step(new, sharding.global_batch(batch, t.mesh))
+    history.append(jax.device_get(m))
+  assert all(np.isfinite(v) for h in history for k, v in h.items() if k.endswith("loss"))
+  assert history[-1]["rec_loss"] < history[0]["rec_loss"]
+
+
+def test_feature_matching_with_the_global_discriminator_waits_for_the_adversarial_switch():
+  """The global D's features are its down blocks' outputs; fm_loss is reported from the first step but enters the
+  generator loss only once the adversarial term is on (adv_start_step), as the adversarial term itself."""
+  config = tiny_config(**{"loss.lambda_adv": 0.05, "loss.lambda_fm": 0.5, "loss.adv_start_step": 1,
+                          "disc.conditional": True})
+  config.mesh.data = 1
+  t = loop.build_training(config)
+  state = t.init()
+  batch = sharding.global_batch(fixed_batch(config), t.mesh)
+  for step in range(2):
+    state, m = t.train_step(state, batch)
+    m = jax.device_get(m)
+    assert np.isfinite(m["fm_loss"]) and m["fm_loss"] > 1e-4
+    on = step >= 1
+    assert m["adv_on"] == float(on)
+    want = m["rec_loss"] + (0.05 * m["adv_loss"] + 0.5 * m["fm_loss"] if on else 0.0)
+    np.testing.assert_allclose(m["g_loss"], want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"loss.lambda_fm": 0.1}, r"loss.lambda_fm=0.1 must be 0 \(off\) or > 0 with a discriminator \(loss.lambda_adv > 0"),
+    ({"loss.lambda_fm": -1.0, "loss.lambda_adv": 0.1}, r"loss.lambda_fm=-1.0 must be 0 \(off\) or > 0"),
+    ({"loss.lambda_adv": 0.1, "disc.kind": "spectral"}, r"disc.kind must be one of \['global', 'patch', 'mrsd'\]"),
+    ({"loss.lambda_adv": 0.1, **MRSD, "disc.stft_fft_sizes": (16, 18)}, r"disc.stft_fft_sizes must be distinct FFT"),
+    ({"loss.lambda_adv": 0.1, **MRSD, "disc.channels": 0}, r"disc.channels must be an integer >= 1"),
+])
+def test_bad_feature_matching_and_spectrogram_discriminator_settings_are_refused(overrides, message):
+  from sr_jax.errors import UserError
+  from sr_jax.train import state as state_lib
+
+  config = tiny_config(**overrides)
+  with pytest.raises(UserError, match=message):
+    state_lib.check_config(config)
