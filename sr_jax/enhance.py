@@ -399,8 +399,10 @@ def _checked(params, net, window: int, path: str, what: str):
   except (TypeError, ValueError):
     same = False
   if not same:
+    sizes = ", ".join(f"{k} {getattr(net, k)}" for k in ("depth", "width", "stft_fft_sizes", "channels")
+                      if hasattr(net, k))
     raise UserError(f"the checkpoint at {path} holds a {what} of another shape than its saved config describes "
-                    f"(depth {net.depth}, width {net.width}): the config and the weights do not belong together")
+                    f"({sizes}): the config and the weights do not belong together")
   return params
 
 

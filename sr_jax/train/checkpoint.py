@@ -26,7 +26,8 @@ from sr_jax.errors import UserError
 
 # Fields that fix the shapes of the saved arrays: a workdir holding another shape cannot be resumed.
 SHAPE_FIELDS = ("model.depth", "model.width", "data.window", "disc.kind", "disc.conditional", "disc.depth",
-                "disc.patch_depth", "disc.width", "ae.depth", "ae.width", "loss.lambda_adv", "loss.lambda_feature",
+                "disc.patch_depth", "disc.width", "disc.stft_fft_sizes", "disc.channels", "ae.depth", "ae.width",
+                "loss.lambda_adv", "loss.lambda_feature",
                 "optim.optimizer", "optim.grad_clip", "optim.plateau")
 
 
@@ -78,6 +79,7 @@ class Checkpointer:
     if step is None:
       return
     saved = self.latest.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+    saved = config_to_dict(config_lib.complete(saved))  # keys declared since it was saved: their defaults
     diffs = [f"{p}: saved {_get(saved, p)!r}, now {_get(self.config, p)!r}" for p in SHAPE_FIELDS
              if _shape_key(saved, p) != _shape_key(self.config, p)]
     if diffs:

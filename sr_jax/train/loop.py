@@ -124,7 +124,8 @@ def load_networks(state, path: str, parts: tuple[str, ...], shardings, flag: str
   return state
 
 
-_SHAPE_FIELDS = {"gen": "model.depth/model.width", "disc": "disc.kind/depth/width/conditional and data.window",
+_SHAPE_FIELDS = {"gen": "model.depth/model.width",
+                 "disc": "disc.kind/depth/patch_depth/width/conditional/stft_fft_sizes/channels and data.window",
                  "ae": "ae.depth/ae.width and data.window"}
 
 
