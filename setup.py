@@ -46,8 +46,9 @@ setup(
     extras_require={
         "speech": ["pesq>=0.0.4", "pystoi>=0.4"],  # PESQ-wb and STOI in evaluation reports
         "rooms": ["pyroomacoustics>=0.7"],  # the image-method `room image` degradation step
+        "corpora": ["G722>=1.2"],  # decodes the G.722 voice prompts of sr_jax.data.packaged's speech corpus
         # the tests exercise the optional parts too
-        "test": ["pytest>=8", "pesq>=0.0.4", "pystoi>=0.4", "pyroomacoustics>=0.7"],
+        "test": ["pytest>=8", "pesq>=0.0.4", "pystoi>=0.4", "pyroomacoustics>=0.7", "G722>=1.2"],
         "bench": ["torch>=2.4", "psutil>=5.9"],  # any installed build, CPU or CUDA
     },
 )
