@@ -223,17 +223,14 @@ def evaluate_files(files: Sequence[str], root: str, enhancers: Mapping[str, Enha
   """Evaluates the files in order, yielding one `FileResult` per usable file.
 
   Files are read as mono at `rate` (soxr); unreadable, empty or silent ones are skipped with one warning each, and
-  a summary line at the end; `UserError` if none is usable. `speech`: the speech metrics to add ({name: fn});
-  default: those installed (`sr_jax.report.speech.scorers`), {} for none.
+  a summary line at the end; `UserError` if none is usable. `speech`: the speech metrics to add ({name: fn}, e.g.
+  `sr_jax.report.speech.scorers()`); default: none.
 
   The enhancers run in the calling thread; one worker thread meanwhile reads and degrades the next file and scores
   the previous one, so that this work hides behind the model's (a model on the CPU leaves a core to it, one on an
   accelerator the CPU). At most three files' signals are in memory at a time.
   """
-  if speech is None:
-    from sr_jax.report import speech as speech_lib  # noqa: PLC0415
-
-    speech = speech_lib.scorers()
+  speech = speech or {}
   counter = datasets.SkipCounter()
   cutoff, systems = cutoff_hz(chain, rate), list(enhancers) + list(BASELINES)
 
@@ -313,8 +310,9 @@ def write_report(report_dir: str, files: Sequence[str], root: str, enhancers: Ma
                  speech: Mapping[str, SpeechFn] | None = None, cache_bytes: int = ASSET_CACHE_BYTES) -> dict:
   """Evaluates `files` and writes the report folder: metrics.json, index.html, and WAVs and spectrograms of at most
   `max_assets` files (-1: all, 0: none). `stride` and `window` (the enhancers' hop between windows and their
-  window) are only recorded in metrics.json. `speech`: see `evaluate_files`. `cache_bytes`: how much of the chosen
-  files' signals may be kept in memory instead of being recomputed.
+  window) are only recorded in metrics.json. `speech`: the speech metrics ({name: fn}); default: those installed
+  (`sr_jax.report.speech.scorers`), {} for none. `cache_bytes`: how much of the chosen files' signals may be kept in
+  memory instead of being recomputed.
 
   Returns the metrics.json document. `progress(result)` is called after each file. See the module docstring.
   """
@@ -322,6 +320,10 @@ def write_report(report_dir: str, files: Sequence[str], root: str, enhancers: Ma
 
   report_dir = os.path.abspath(report_dir)
   check_report_dir(report_dir, overwrite)
+  if speech is None:
+    from sr_jax.report import speech as speech_lib  # noqa: PLC0415
+
+    speech = speech_lib.scorers()
   parent = os.path.dirname(report_dir)
   os.makedirs(parent, exist_ok=True)
   tmp = os.path.join(parent, f".{os.path.basename(report_dir)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
