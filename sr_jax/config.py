@@ -238,7 +238,7 @@ def apply_overrides(config: ml_collections.ConfigDict, arg: str | None) -> ml_co
 
   if not arg:
     return config
-  for item in _split_items(arg):
+  for item in split_items(arg):
     if "=" not in item:
       raise UserError(f"config override {item!r} must look like name=value (e.g. depth=4,window=1024)")
     name, value = (s.strip() for s in item.split("=", 1))
@@ -266,7 +266,7 @@ def apply_overrides(config: ml_collections.ConfigDict, arg: str | None) -> ml_co
   return config
 
 
-def _split_items(arg: str) -> list[str]:
+def split_items(arg: str) -> list[str]:
   """Splits 'a=1,b=(1, 2),chain=sample 4000 16000' on commas outside brackets and quotes."""
   items, depth, cur, quote = [], 0, "", None
   for ch in arg:

@@ -61,7 +61,7 @@ def split_stage(arg: str | None, variants: Sequence[str], default: str) -> tuple
   """(stage, the other overrides) of a recipe's `get_config` argument 'stage=NAME,key=value,...'; the stage may
   stand anywhere in it, and defaults to `default`. An unknown stage is a UserError naming the recipe's."""
   stage, rest = None, []
-  for item in config_lib._split_items(arg or ""):  # noqa: SLF001  (the overrides' own splitting: quotes, brackets)
+  for item in config_lib.split_items(arg or ""):  # the overrides' own splitting: quotes, brackets
     name, sep, value = item.partition("=")
     if sep and name.strip() == STAGE_KEY:
       if stage is not None:
@@ -176,7 +176,7 @@ def plan(module: ModuleType, workdir: str, arg: str = "", overrides: Mapping[str
   """Every variant of the recipe as it would run in `workdir` now: {name: Stage}, in the recipe's order."""
   from sr_jax.train.loop import total_steps  # noqa: PLC0415  (jax: only once the arguments are fine)
 
-  if any(item.partition("=")[0].strip() == STAGE_KEY for item in config_lib._split_items(arg or "")):  # noqa: SLF001
+  if any(item.partition("=")[0].strip() == STAGE_KEY for item in config_lib.split_items(arg or "")):
     raise UserError(f"--config's argument names a stage ({arg!r}): the recipe runs all of them in order; pick some "
                     "with --stages")
   out = {}
