@@ -70,12 +70,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   # ----- data ---------------------------------------------------------------------------------------------------
   c.data = dt = ml_collections.ConfigDict()
-  dt.source = "corpus"  # corpus (built-in piano corpus) | folder | maestro | tfds
-  dt.dir = ""  # folder/maestro root; for corpus: '' = the default corpus folder (built on first use)
+  dt.source = "corpus"  # corpus (built-in piano corpus) | tiny | folder | maestro | tfds | packaged (see sources.py)
+  dt.dir = ""  # folder/maestro root; for corpus/packaged: '' = the default corpus folder (built on first use)
   dt.corpus_minutes = 30.0  # size of the built-in corpus when it is built
-  dt.corpus_seed = 0  # the built-in corpus's choice of pieces and renderings
+  dt.corpus_seed = 0  # the built-in and packaged corpora's choice of pieces, segments and renderings
   dt.corpus_renderer = "synth"  # synth (numpy, PyPI only) | fluidsynth (needs Debian fluidsynth + a soundfont)
   dt.soundfont = ""  # fluidsynth renderer: soundfont file(s), comma-separated (pieces alternate between them)
+  dt.packaged_kind = "music"  # packaged source: music | speech (real recordings Debian packages ship, packaged.py)
+  dt.packaged_minutes = 60.0  # packaged source: minutes built on first use (80/10/10); -1: all installed, no renders
   dt.tfds_name = "sr_jax_audio"  # source tfds: the builder's name
   dt.tfds_data_dir = ""  # source tfds: its data_dir ('' = tfds's default)
   dt.rate = 16000  # target (output) sample rate
@@ -96,6 +98,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   dt.cache_dtype = "float32"  # float32 | float16 (halves the cache; ~66 dB SNR)
   dt.shuffle_seed = 0  # order of the training windows
   dt.eval_seed = 0  # degradation seed of the validation pairs
+  dt.copies = 1  # degraded pairs per training file, each with its own seed (K degradations of a random chain)
+  dt.gain_db = (0.0, 0.0)  # training pairs: a gain drawn from this dB range scales target and input alike
 
   # ----- losses ---------------------------------------------------------------------------------------------------
   c.loss = l = ml_collections.ConfigDict()

@@ -1,5 +1,5 @@
-"""Clean audio files: split folders (train/valid/test subfolders, MAESTRO metadata or a stable hash), the built-in
-corpus's folder, file keys and identities, and robust loading of one file.
+"""Clean audio files: split folders (train/valid/test subfolders, MAESTRO metadata or a stable hash), the folders of
+the built-in and packaged corpora (built on first use), file keys and identities, and robust loading of one file.
 
 `load_clean` reads one file as clean mono float32 at the wanted rate; unreadable, empty or silent files give
 `None`, one warning line each, and are counted in a `SkipCounter` whose summary ("skipped 3 of 120 files: 1
@@ -170,11 +170,116 @@ def builtin_corpus(data_config) -> str:
 
 def _corpus_kind(folder: str, state_file: str) -> str | None:
   """The "kind" in the stamp of a corpus folder's state file, or None."""
+  return (_corpus_stamp(folder, state_file) or {}).get("kind")
+
+
+def _corpus_stamp(folder: str, state_file: str) -> dict | None:
+  """The stamp (the build arguments) saved in a corpus folder's state file, or None."""
   try:
     with open(os.path.join(folder, state_file), encoding="utf-8") as f:
-      return json.load(f).get("stamp", {}).get("kind")
+      stamp = json.load(f).get("stamp")
   except (OSError, ValueError, AttributeError):
     return None
+  return stamp if isinstance(stamp, dict) else None
+
+
+# ----- the packaged corpora ------------------------------------------------------------------------------------
+
+PACKAGED_KINDS = ("music", "speech")
+# Extra keyword arguments of the packaged source's `packaged.build_packaged_corpus` calls (registry=, roots=,
+# workers=, min_seconds=, ...): how tests point the source at generated fixture packages instead of installed ones.
+PACKAGED_OPTIONS: dict = {}
+
+
+def packaged_dir(data_config) -> str:
+  """The packaged corpus's folder: `data.dir`, or <corpora>/packaged-<kind>-<rate> beside the default piano corpus
+  (<corpora>/packaged-<kind>-s<seed>-<rate> for a data.corpus_seed other than 0), so each setting has its own."""
+  from sr_jax.data import corpus
+
+  kind = _packaged_kind(data_config)
+  folder = data_config.dir
+  if not folder:
+    seed = f"-s{data_config.corpus_seed}" if data_config.corpus_seed else ""
+    corpora = os.path.dirname(corpus.default_corpus_dir("synth", data_config.rate))
+    folder = os.path.join(corpora, f"packaged-{kind}{seed}-{data_config.rate}")
+  return os.path.abspath(os.path.expanduser(folder))
+
+
+def _packaged_kind(data_config) -> str:
+  kind = data_config.packaged_kind
+  if kind not in PACKAGED_KINDS:
+    raise UserError(f"data.packaged_kind {kind!r} must be one of {', '.join(PACKAGED_KINDS)}")
+  return kind
+
+
+def packaged_corpus(data_config) -> str:
+  """The packaged corpus folder (`packaged_dir`), built first or completed (`packaged.build_packaged_corpus`:
+  data.packaged_minutes of data.packaged_kind recordings at data.rate, seed data.corpus_seed) from the installed
+  packages; a complete corpus decodes nothing. Without the packages, a folder built with these settings is used
+  as it is (e.g. copied from another machine).
+
+  `UserError`s: a folder built with another kind, rate, seed or set of installed sources (the builder would refuse
+  to extend it), and no training source installed (naming the packages to install).
+  """
+  from sr_jax.data import corpus, packaged
+
+  kind, rate, seed = _packaged_kind(data_config), int(data_config.rate), int(data_config.corpus_seed)
+  minutes = float(data_config.packaged_minutes)
+  if minutes == 0 or (minutes < 0 and minutes != -1):
+    raise UserError(f"data.packaged_minutes must be > 0, or -1 for everything installed; got {minutes:g}")
+  minutes = None if minutes < 0 else minutes
+  folder = packaged_dir(data_config)
+  options = dict(PACKAGED_OPTIONS)
+  registry, roots = options.pop("registry", packaged.REGISTRY), options.pop("roots", None)
+  stamp = _corpus_stamp(folder, corpus.STATE_FILE)
+  if stamp is not None:
+    built = dict(kind=stamp.get("kind"), rate=stamp.get("rate"), seed=stamp.get("seed"))
+    wanted = dict(kind=f"packaged-{kind}", rate=rate, seed=seed)
+    if built != wanted:
+      was = ", ".join(f"{k}={built[k]!r}" for k in built if built[k] != wanted[k])
+      now = ", ".join(f"{k}={wanted[k]!r}" for k in built if built[k] != wanted[k])
+      raise UserError(f"{folder} holds a corpus built with {was}, not {now} (data.packaged_kind, data.rate, "
+                      "data.corpus_seed): set data.dir to another folder, or '' for the default one")
+  active = packaged.active_sources(kind, registry, roots, render=minutes is not None)
+  if not any(s.role == "train" for s, _ in active):
+    if stamp is not None:
+      logging.info("no packaged %s source is installed: using the corpus in %s as it is", kind, folder)
+      return folder
+    raise UserError(_missing_packages(kind, registry, roots))
+  if stamp is not None:
+    now = {s.name: len(packaged.source_files(s, root)) for s, root in active}
+    then = {name: v[2] for name, v in dict(stamp.get("sources") or {}).items() if isinstance(v, list) and len(v) > 2}
+    if now != then:
+      diff = [f"{label}: {', '.join(names)}" for label, names in (
+          ("now installed", sorted(set(now) - set(then))), ("no longer installed", sorted(set(then) - set(now))),
+          ("other files", sorted(n for n in set(now) & set(then) if now[n] != then[n]))) if names]
+      raise UserError(f"{folder} holds a packaged {kind} corpus built from other installed sources "
+                      f"({'; '.join(diff)}): set data.dir to another folder, or delete this one, to build one from "
+                      "what is installed now")
+  logging.info("packaged %s corpus in %s (%s minutes at %d Hz)", kind, folder,
+               "all" if minutes is None else f"{minutes:g}", rate)
+  packaged.build_packaged_corpus(kind, folder, rate=rate, minutes=minutes, seed=seed, registry=registry,
+                                 roots=roots, **options)
+  return folder
+
+
+def _missing_packages(kind: str, registry, roots) -> str:
+  """The error text for a packaged corpus without an installed training source: what to install."""
+  from sr_jax.data import packaged
+
+  wanted = [s for s in registry if s.kind == kind and s.role == "train" and s.target]
+  installed = [s for s in wanted if (root := packaged.resolve_root(s, roots)) and packaged.source_files(s, root)]
+  if any(s.codec == "g722" for s in installed) and not packaged.g722_available():
+    return (f"the packaged {kind} corpus's installed training recordings are G.722 prompts, which need the G722 "
+            "module: python3 -m pip install G722")
+  apt = sorted({s.package[4:] for s in wanted if s.package.startswith("apt:")})
+  pip = sorted({s.package[4:] for s in wanted if s.package.startswith("pip:")})
+  needs = [f"sudo apt-get install {' '.join(apt)}"] if apt else []
+  needs += [f"python3 -m pip install {' '.join(pip)}"] if pip else []
+  if any(s.codec == "g722" for s in wanted) and not packaged.g722_available():
+    needs.append("python3 -m pip install G722 (to decode the .g722 prompts)")
+  return (f"data.source='packaged' found no {kind} training recordings installed; install some of them: "
+          f"{'; '.join(needs) or 'no registered package provides them'}")
 
 
 def cap(files: list[str], max_files: int) -> list[str]:

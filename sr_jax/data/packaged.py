@@ -878,23 +878,28 @@ def build_packaged_corpus(kind: str, out_dir: str, rate: int = 16000, minutes: f
   stats, failures = dict(decoded=0, skipped=0, failed=0, dropped=0), {}
   workers = workers or os.cpu_count() or 1
   quiet = corpus._quiet  # pylint: disable=protected-access
-  pool = None if workers == 1 else multiprocessing.get_context("spawn").Pool(workers, initializer=quiet)
+  pool = None  # started at the first candidate to decode, so reusing a complete corpus starts no processes
 
   def submit(c: dict, split: str):
+    nonlocal pool
     cid, base = f"{c['source']}::{c['key']}", segment_base(c["source"], c["key"])
     have = [r for r in by_base.get(base, []) if r["split"] == split]
     if cid in done and len(have) == done[cid]:
       return cid, dict(rows=have, cached=True)
     source, root = by_name[c["source"]]
     job = dict(common, source=source, root=root, split=split, **{k: c[k] for k in ("key", "path", "paths") if k in c})
-    return cid, (_segment_job(job) if pool is None else pool.apply_async(_segment_job, (job,)))
+    if workers == 1:
+      return cid, _segment_job(job)
+    if pool is None:
+      pool = multiprocessing.get_context("spawn").Pool(workers, initializer=quiet)
+    return cid, pool.apply_async(_segment_job, (job,))
 
   try:
     for split in SPLITS:
       total = 0.0  # counted along the plan (built candidates come back cached), so a rerun counts each once
       queue, pending = list(queues[split]), []
       while total < quota[split] and (queue or pending):
-        while queue and len(pending) < (1 if pool is None else 2 * workers):
+        while queue and len(pending) < (1 if workers == 1 else 2 * workers):
           pending.append(submit(queue.pop(0), split))
         cid, res = pending.pop(0)
         res = res if isinstance(res, dict) else res.get()

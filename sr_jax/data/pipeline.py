@@ -2,16 +2,20 @@
 
 Two phases:
 
-1. prepare: every file of a split is read once (`sources.read_checked`, at the target rate), degraded once
+1. prepare: every file of a split is read once (`sources.read_checked`, at the target rate), degraded once (per copy)
    (`degrade.degrade` with the seed `degrade.file_seed(run seed, file key)`, the run seed being config.seed
    for training and config.data.eval_seed (default 0) for validation/test) and cached as one .npy of
    shape (2, frames) (row 0 the network input, row 1 the target) under `<cache dir>/pairs/<name>-<hash>.npy`,
    the hash covering the file's path, size and modification time, the chain, the rate, the upsampling
-   method, the seed and the cache dtype. float32 by default: 8 bytes per sample, ~0.46 GB per hour of 16 kHz
-   audio; `config.data.cache_dtype = "float16"` halves that (relative precision 2**-11, ~66 dB SNR). It is
-   incremental (a later run, or another split setting, only degrades what is missing) and runs in
-   `config.data.workers` processes. Unreadable, empty and silent files leave a small `.skip` marker, get one
-   warning line each (also on later runs) and a summary.
+   method, the seed and the cache dtype (and the gain range, when there is one). Training files get
+   `config.data.copies` pairs each (copy k > 0 degraded with the seed of the key "<file key>#k", so a chain
+   with random steps degrades each copy differently; copy 0 is the pair of a run without copies), each copy
+   optionally scaled first by a gain drawn from `config.data.gain_db` (target and input alike); validation
+   and test take copy 0 only, without gain. float32 by default: 8 bytes per sample, ~0.46 GB per hour of
+   16 kHz audio (times the copies); `config.data.cache_dtype = "float16"` halves that (relative precision
+   2**-11, ~66 dB SNR). It is incremental (a later run, or another split setting, only degrades what is
+   missing) and runs in `config.data.workers` processes. Unreadable, empty and silent files leave a small
+   `.skip` marker, get one warning line each (also on later runs) and a summary.
    The cache is read back with `np.load(mmap_mode="r")`, so grain's worker processes share the page cache
    instead of holding copies, and a window read is a copy of 2 x window samples.
 
@@ -19,18 +23,18 @@ Two phases:
    window read, the degradation of a file is fixed per run seed anyway, and the window index of the whole
    split must be known up front for a global shuffle.
 
-2. windows: the windows of a split are the (file, offset) pairs of `windows.num_windows` (the last window
+2. windows: the windows of a split are the (pair, offset) pairs of `windows.num_windows` (the last window
    of a file zero-padded, as `windows.split` does); training takes `config.data.stride`, evaluation
    `config.data.eval_stride`.
 
 Training (`train_dataset` / `train_iterator`): the split's files are sharded by JAX process (file i goes to
-process i % process_count), then a grain MapDataset over this process's window index -> shuffle (a seed from
-config.seed and config.data.shuffle_seed; every epoch reshuffled) -> repeat forever -> read the window pair
--> batch of the per-process batch size (config.train.batch_size // process_count) -> grain worker processes
-(config.data.workers; 0 = threads in this process). Batches: {"input": (B, W, 1), "target": (B, W, 1)}
-float32. The iterator is grain's `DatasetIterator`: `get_state()` / `set_state()` (a JSON-able dict), or
-`grain.checkpoint.CheckpointSave(iterator)` / `CheckpointRestore(iterator)` inside an orbax checkpoint;
-a restored iterator gives exactly the batches the saved one would have given next.
+process i % process_count), then a grain MapDataset over the window index of this process's pairs (all
+copies) -> shuffle (a seed from config.seed and config.data.shuffle_seed; every epoch reshuffled) -> repeat
+forever -> read the window pair -> batch of the per-process batch size (config.train.batch_size //
+process_count) -> grain worker processes (config.data.workers; 0 = threads in this process). Batches:
+{"input": (B, W, 1), "target": (B, W, 1)} float32. The iterator is grain's `DatasetIterator`: `get_state()` /
+`set_state()` (a JSON-able dict), or `grain.checkpoint.CheckpointSave(iterator)` / `CheckpointRestore(iterator)`
+inside an orbax checkpoint; a restored iterator gives exactly the batches the saved one would have given next.
 
 Evaluation (`eval_batches`): every process prepares the whole (small) split and takes, from each global
 batch of batch_size * process_count consecutive windows, its own batch_size; unshuffled, finite, the same
@@ -97,10 +101,19 @@ def target_rate(config) -> int:
 
 
 def prepare(config, files: list[str], root: str, cache_dir: str, workers: int | None = None,
-            what: str = "", run_seed: int | None = None) -> Prepared:
-  """Degrades and caches the files not cached yet (in `workers` processes, default config.data.workers);
-  returns the cached pairs of all usable `files`, in order. Logs one warning per skipped file and a summary.
-  File seeds derive from `run_seed` (default config.seed)."""
+            what: str = "", run_seed: int | None = None, copies: int = 1,
+            gain_db: tuple[float, float] = (0.0, 0.0)) -> Prepared:
+  """Degrades and caches the pairs not cached yet (in `workers` processes, default config.data.workers);
+  returns the cached pairs of all usable `files`, in order: `copies` pairs per file, file by file. Logs one
+  warning per skipped file and a summary.
+
+  Copy k of a file is degraded with the seed `degrade.file_seed(run_seed, key)` for k = 0 and
+  `file_seed(run_seed, f"{key}#{k}")` for k > 0 (`run_seed` default config.seed), so a chain with random steps
+  gives each copy another degradation; its key in `Prepared.keys` is the seed's. A `gain_db` range other than
+  (0, 0) scales each copy's clean audio by a gain drawn from it (`copy_gain`) before it is degraded: target and
+  input alike, so a chain's SNRs stay relative to the signal. Copy 0 without gain is the pair and cache file of a
+  run without copies.
+  """
   from sr_jax.data import degrade
 
   rate = target_rate(config)
@@ -110,21 +123,34 @@ def prepare(config, files: list[str], root: str, cache_dir: str, workers: int | 
   dtype = config.data.cache_dtype
   if dtype not in CACHE_DTYPES:
     raise UserError(f"data.cache_dtype {dtype!r} must be one of {', '.join(CACHE_DTYPES)}")
+  copies, gain_db = check_copies(copies), check_gain(gain_db)
+  run_seed = config.seed if run_seed is None else run_seed
   folder = os.path.join(cache_dir, "pairs")
   os.makedirs(folder, exist_ok=True)
-  jobs = []
+  jobs = []  # (path, [(cache file, copy key, seed), ...] one per copy, rate, chain, upsample, silence_db, dtype, gain)
   for path in files:
     key = datasets.file_key(path, root)
-    seed = degrade.file_seed(config.seed if run_seed is None else run_seed, key)
-    digest = hashlib.sha1(repr((CACHE_VERSION, datasets.file_identity(path), chain, rate, upsample, seed,
-                                silence_db, dtype)).encode()).hexdigest()[:20]
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.basename(key))[-40:]
-    jobs.append((path, os.path.join(folder, f"{name}-{digest}.npy"), rate, chain, upsample, seed, silence_db,
-                 dtype))
+    outs = []
+    for k in range(copies):
+      copy_key = key if k == 0 else f"{key}#{k}"
+      seed = degrade.file_seed(run_seed, copy_key)
+      params = (CACHE_VERSION, datasets.file_identity(path), chain, rate, upsample, seed, silence_db, dtype)
+      if gain_db != (0.0, 0.0):
+        params += (("gain_db",) + gain_db,)
+      digest = hashlib.sha1(repr(params).encode()).hexdigest()[:20]
+      outs.append((os.path.join(folder, f"{name}-{digest}.npy"), copy_key, seed))
+    jobs.append((path, outs, rate, chain, upsample, silence_db, dtype, gain_db))
   workers = config.data.workers if workers is None else workers
-  todo = [job for job in jobs if not (os.path.exists(job[1]) or os.path.exists(_skip_path(job[1])))]
+  todo = []
+  for job in jobs:
+    missing = [o for o in job[1] if not (os.path.exists(o[0]) or os.path.exists(_skip_path(o[0])))]
+    if missing:
+      todo.append((job[0], missing) + job[2:])
   if todo:
-    logging.info("degrading %d of %d %s files into %s (%d workers)", len(todo), len(jobs), what, folder, workers)
+    pairs = sum(len(job[1]) for job in todo)
+    logging.info("degrading %d of %d %s files%s into %s (%d workers)", len(todo), len(jobs), what,
+                 f" ({pairs} pairs, {copies} copies each)" if copies > 1 else "", folder, workers)
     start, every = time.time(), max(1, len(todo) // 10)
     pool = multiprocessing.get_context("spawn").Pool(min(workers, len(todo))) if workers > 0 and len(todo) > 1 else None
     try:
@@ -138,30 +164,68 @@ def prepare(config, files: list[str], root: str, cache_dir: str, workers: int | 
   counter = datasets.SkipCounter()
   paths, keys, lengths = [], [], []
   for job in jobs:
-    length, reason, detail = _cached(job[1])
-    counter.add(reason)
-    if reason is not None:
-      logging.warning("skipping %s: %s", job[0], detail)
-    else:
-      paths.append(job[1])
-      keys.append(datasets.file_key(job[0], root))
-      lengths.append(length)
+    for k, (out, copy_key, _) in enumerate(job[1]):
+      length, reason, detail = _cached(out)
+      if k == 0:  # a file's copies are skipped together (the silence test comes before any gain)
+        counter.add(reason)
+        if reason is not None:
+          logging.warning("skipping %s: %s", job[0], detail)
+      if reason is None:
+        paths.append(out)
+        keys.append(copy_key)
+        lengths.append(length)
   counter.log(f"{what} files" if what else "files")
   return Prepared(tuple(paths), tuple(keys), tuple(lengths), counter)
 
 
-def _prepare_one(job: tuple) -> None:
-  """Reads, degrades and caches one file (or writes its .skip marker). Runs in a worker process."""
+def check_copies(copies) -> int:
+  """data.copies as an int >= 1, else a `UserError`."""
+  if isinstance(copies, bool) or not isinstance(copies, (int, np.integer)) or copies < 1:
+    raise UserError(f"data.copies must be an integer >= 1 (degraded pairs per training file), got {copies!r}")
+  return int(copies)
+
+
+def check_gain(gain_db) -> tuple[float, float]:
+  """data.gain_db as a (low, high) pair of floats with low <= high, else a `UserError`."""
+  try:
+    low, high = (float(g) for g in gain_db)
+  except (TypeError, ValueError):
+    low = high = None
+  if low is None or not np.isfinite([low, high]).all() or low > high:
+    raise UserError(f"data.gain_db must be a range (low, high) in dB with low <= high, e.g. (-12.0, 0.0); "
+                    f"got {gain_db!r}")
+  return low, high
+
+
+def copy_gain(seed: int, gain_db: tuple[float, float]) -> float:
+  """The linear gain of the copy degraded with `seed`: 10^(g / 20), g uniform in gain_db from
+  `np.random.default_rng(degrade.file_seed(seed, "gain"))` (a stream of its own: the chain's steps draw from
+  `default_rng([seed, step])`); exactly 1.0 for (0, 0)."""
   from sr_jax.data import degrade
 
-  path, out, rate, chain, upsample, seed, silence_db, dtype = job
+  low, high = gain_db
+  if low == high == 0.0:
+    return 1.0
+  db = np.random.default_rng(degrade.file_seed(seed, "gain")).uniform(low, high)
+  return float(10.0 ** (db / 20.0))
+
+
+def _prepare_one(job: tuple) -> None:
+  """Reads one file once, degrades and caches each of its missing copies (or writes their .skip markers). Runs in a
+  worker process."""
+  from sr_jax.data import degrade
+
+  path, outs, rate, chain, upsample, silence_db, dtype, gain_db = job
   clean, reason, detail = sources.read_checked(path, rate, silence_db)
-  if reason is not None:
-    _write_atomic(_skip_path(out), lambda f: f.write(f"{reason}\t{detail}".encode()))
-    return
-  inp, target, _ = degrade.degrade(clean, rate, chain, seed, upsample=upsample)
-  pair = np.stack([inp, target]).astype(dtype, copy=False)
-  _write_atomic(out, lambda f: np.save(f, pair))
+  for out, _, seed in outs:
+    if reason is not None:
+      _write_atomic(_skip_path(out), lambda f: f.write(f"{reason}\t{detail}".encode()))
+      continue
+    gain = copy_gain(seed, gain_db)
+    audio = clean if gain == 1.0 else (clean * np.float32(gain)).astype(np.float32)
+    inp, target, _ = degrade.degrade(audio, rate, chain, seed, upsample=upsample)
+    pair = np.stack([inp, target]).astype(dtype, copy=False)
+    _write_atomic(out, lambda f, pair=pair: np.save(f, pair))
 
 
 def _skip_path(npy_path: str) -> str:
@@ -303,7 +367,8 @@ def train_dataset(config, workdir: str, process_index: int | None = None,
     raise UserError(f"{len(files)} training files cannot be shared by {process_count} processes: each needs "
                     "at least one")
   shard = shard_files(files, process_index, process_count)
-  prepared = prepare(config, shard, root, resolve_cache_dir(config, workdir), what="train")
+  prepared = prepare(config, shard, root, resolve_cache_dir(config, workdir), what="train",
+                     copies=config.data.copies, gain_db=config.data.gain_db)
   if not prepared.paths:
     raise UserError(f"no usable training files in this process's shard ({prepared.counter.summary()})")
   source = WindowSource(prepared.paths, prepared.lengths, config.data.window, config.data.stride)

@@ -16,6 +16,12 @@ Sources (`config.data.source`):
 - `corpus`: the built-in piano corpus at `config.data.dir`, or `corpus.default_corpus_dir(...)` if that is
   empty; it is built on first use (`corpus.ensure_corpus`). A folder made by `corpus.build_tiny_corpus` is
   used as it is.
+- `packaged`: real recordings that Debian packages ship (`sr_jax.data.packaged`), a corpus of
+  `config.data.packaged_kind` (music | speech) built on first use from the installed packages
+  (`config.data.packaged_minutes`, 80/10/10, whole speakers / bands / kits held out for valid and test) at
+  `config.data.dir`, or `datasets.packaged_dir` (e.g. ~/.cache/sr_jax/corpora/packaged-speech-16000) if that is
+  empty, and reused afterwards (`datasets.packaged_corpus`). A folder built with other settings, or no training
+  package installed, is a `UserError` that says what to do (which packages to apt-get install).
 - `tfds`: a TFDS dataset prepared by `sr_jax.data.tfds_builder` (see there); its "files" are entries
   `tfds:<builder dir>::<split>/<index>` that `read_checked` reads like files.
 
@@ -33,7 +39,7 @@ import numpy as np
 from sr_jax.data import datasets
 from sr_jax.errors import UserError
 
-SOURCES = ("corpus", "tiny", "folder", "maestro", "tfds")
+SOURCES = ("corpus", "tiny", "folder", "maestro", "tfds", "packaged")
 
 
 def list_files(data_config) -> dict[str, list[str]]:
@@ -50,16 +56,23 @@ def list_files(data_config) -> dict[str, list[str]]:
 
     files = tfds_builder.list_entries(data_config)
   else:
-    root = datasets.builtin_corpus(data_config) if source in ("corpus", "tiny") else data_root(data_config)
+    if source == "packaged":
+      root = datasets.packaged_corpus(data_config)
+    elif source in ("corpus", "tiny"):
+      root = datasets.builtin_corpus(data_config)
+    else:
+      root = data_root(data_config)
     files = datasets.folder_splits(root, data_config.split, maestro=source == "maestro" or None)
   return {s: datasets.cap(sorted(files.get(s, [])), data_config.max_files) for s in datasets.SPLITS}
 
 
 def data_root(data_config) -> str:
-  """The root folder of a corpus/folder/maestro source (the default corpus folder if `data.dir` is empty);
-  the builder folder of a prepared TFDS source. File keys (`file_key`) are relative to it."""
+  """The root folder of a corpus/packaged/folder/maestro source (the default corpus folder if `data.dir` is
+  empty); the builder folder of a prepared TFDS source. File keys (`file_key`) are relative to it."""
   source = data_config.source
   folder = data_config.dir
+  if source == "packaged":  # its folder only: `list_files` builds it
+    return datasets.packaged_dir(data_config)
   if source == "tfds":
     from sr_jax.data import tfds_builder
 

@@ -263,3 +263,119 @@ def test_eval_batches_spline_baseline_is_the_cubic_degradation_of_the_same_windo
   for a, b in zip(got, expected):
     np.testing.assert_array_equal(a, b)
   assert not np.array_equal(got[0], batches[0]["input"][0, :, 0])  # soxr input differs from the spline
+
+
+# ----- copies and gain ------------------------------------------------------------------------------------------
+
+RANDOM_CHAIN = "sample 4000 16000,lowpass random 1000 3500,maybe 0.5 noise random 0 30"
+
+
+def _digest_name(config, path, root, seed, gain_db=None):
+  """The documented cache file name, computed here: <basename>-<sha1 of the pair's parameters>[:20].npy."""
+  import hashlib
+
+  chain = ",".join(str(s) for s in degrade.parse_chain(config.data.chain))
+  params = (pipeline.CACHE_VERSION, datasets.file_identity(path), chain, RATE, config.data.upsample, seed,
+            config.data.silence_db, config.data.cache_dtype)
+  if gain_db is not None:
+    params += (("gain_db",) + tuple(float(g) for g in gain_db),)
+  key = datasets.file_key(path, root)
+  return f"{os.path.basename(key)}-{hashlib.sha1(repr(params).encode()).hexdigest()[:20]}.npy"
+
+
+def test_cache_names_are_unchanged_without_copies_or_gain(folder, tmp_path):
+  """copies=1 and no gain: the cache file of each file is named as before copies existed (same parameters hashed),
+  so existing caches stay valid; copy k > 0 hashes the seed of '<key>#k'."""
+  config = _config(folder)
+  assert config.data.copies == 1 and tuple(config.data.gain_db) == (0.0, 0.0)
+  files = [f for f in sources.list_files(config.data)["train"] if "silent" not in f]
+  prepared = pipeline.prepare(config, files, folder, str(tmp_path / "one"), what="train",
+                              copies=config.data.copies, gain_db=config.data.gain_db)
+  seeds = [degrade.file_seed(config.seed, datasets.file_key(f, folder)) for f in files]
+  assert [os.path.basename(p) for p in prepared.paths] == [_digest_name(config, f, folder, s)
+                                                           for f, s in zip(files, seeds)]
+  assert prepared.keys == tuple(datasets.file_key(f, folder) for f in files)
+  two = pipeline.prepare(config, files, folder, str(tmp_path / "two"), copies=2)
+  key1 = [degrade.file_seed(config.seed, datasets.file_key(f, folder) + "#1") for f in files]
+  assert [os.path.basename(p) for p in two.paths] == [
+      n for f, s, s1 in zip(files, seeds, key1) for n in (_digest_name(config, f, folder, s),
+                                                            _digest_name(config, f, folder, s1))]
+  gained = pipeline.prepare(config, files[:1], folder, str(tmp_path / "gain"), gain_db=(-6.0, 0.0))
+  assert [os.path.basename(p) for p in gained.paths] == [_digest_name(config, files[0], folder, seeds[0], (-6, 0))]
+
+
+def test_copies_degrade_each_training_file_k_ways(folder, tmp_path):
+  """copies=3 with a random chain: 3 pairs per usable file, copy k degraded with the seed of '<key>#k' (checked
+  against degrade.degrade directly), copy 0 the very bytes of copies=1, all inputs different, one target; the
+  training windows are those of every copy; validation uses copy 0 only."""
+  config = _config(folder, chain=RANDOM_CHAIN)
+  files = sources.list_files(config.data)["train"]
+  one = pipeline.prepare(config, files, folder, str(tmp_path / "one"))
+  config.data.copies = 3
+  three = pipeline.prepare(config, files, folder, str(tmp_path / "three"), copies=config.data.copies)
+  usable = [f for f in files if "silent" not in f]
+  assert len(three.paths) == 3 * len(usable) == 3 * len(one.paths)
+  assert three.counter.summary() == one.counter.summary() == "skipped 1 of 7 files: 1 silent"
+  assert list(three.lengths) == [n for n in one.lengths for _ in range(3)]
+  for i, path in enumerate(usable):
+    key = datasets.file_key(path, folder)
+    assert three.keys[3 * i:3 * i + 3] == (key, f"{key}#1", f"{key}#2")
+    pairs = [np.load(p) for p in three.paths[3 * i:3 * i + 3]]
+    with open(one.paths[i], "rb") as a, open(three.paths[3 * i], "rb") as b:
+      assert a.read() == b.read()  # copy 0: today's pair, byte for byte
+    clean = datasets.load_clean(path, RATE)
+    for k, pair in enumerate(pairs):
+      seed = degrade.file_seed(config.seed, three.keys[3 * i + k])
+      inp, tgt, _ = degrade.degrade(clean, RATE, RANDOM_CHAIN, seed)
+      np.testing.assert_array_equal(pair, np.stack([inp, tgt]))
+      np.testing.assert_array_equal(pair[1], pairs[0][1])  # no gain: one target
+    assert all(not np.array_equal(pairs[a][0], pairs[b][0]) for a, b in ((0, 1), (0, 2), (1, 2)))
+  # Training windows: every copy's.
+  reference = []
+  for path in three.paths:
+    pair = np.load(path)
+    reference += list(zip(windows.split(pair[0], WINDOW, STRIDE), windows.split(pair[1], WINDOW, STRIDE)))
+  it = pipeline.train_iterator(config, str(tmp_path / "run"), 0, 1)
+  rows = [r for _ in range(-(-len(reference) // 4)) for r in _rows(next(it))]
+  assert collections.Counter(_key(r) for r in rows[:len(reference)]) == collections.Counter(map(_key, reference))
+  # Validation: copy 0 (eval seed), as with copies=1.
+  ev3 = list(pipeline.eval_batches(config, "valid", str(tmp_path / "run"), 0, 1, batch_size=4))
+  config.data.copies = 1
+  _assert_same(ev3, list(pipeline.eval_batches(config, "valid", str(tmp_path / "run1"), 0, 1, batch_size=4)))
+
+
+def test_gain_scales_input_and_target_alike(folder, tmp_path):
+  """gain_db: each copy's clean audio times one gain g = 10^(u / 20), u uniform in the range from the copy's own
+  stream; the noise step's SNR is relative, so input and target both scale by g against the ungained pairs."""
+  chain = "sample 4000 16000,noise white 10 30"
+  config = _config(folder, chain=chain)
+  files = [f for f in sources.list_files(config.data)["train"] if "silent" not in f]
+  plain = pipeline.prepare(config, files, folder, str(tmp_path / "plain"), copies=2)
+  gained = pipeline.prepare(config, files, folder, str(tmp_path / "gained"), copies=2, gain_db=(-12.0, -3.0))
+  assert plain.keys == gained.keys and plain.lengths == gained.lengths
+  gains, by_key = [], {datasets.file_key(f, folder): f for f in files}
+  for key, a_path, b_path in zip(plain.keys, plain.paths, gained.paths):
+    seed = degrade.file_seed(config.seed, key)
+    g = 10.0 ** (np.random.default_rng(degrade.file_seed(seed, "gain")).uniform(-12.0, -3.0) / 20.0)
+    gains.append(g)
+    a, b = np.load(a_path), np.load(b_path)
+    np.testing.assert_allclose(b[1], g * a[1], rtol=1e-5, atol=1e-7)  # target
+    np.testing.assert_allclose(b[0], g * a[0], rtol=1e-4, atol=1e-6)  # input: same gain, noise relative to it
+    clean = datasets.load_clean(by_key[key.split("#")[0]], RATE)
+    inp, tgt, _ = degrade.degrade(clean * np.float32(g), RATE, chain, seed)
+    np.testing.assert_array_equal(b, np.stack([inp, tgt]))
+  assert len(set(gains)) == len(gains) and all(10 ** (-12 / 20) <= g <= 10 ** (-3 / 20) for g in gains)
+  config.data.gain_db = (-12.0, -3.0)
+  (batch,) = list(pipeline.eval_batches(config, "test", str(tmp_path / "run"), 0, 1, batch_size=16))
+  config.data.gain_db = (0.0, 0.0)
+  _assert_same([batch], list(pipeline.eval_batches(config, "test", str(tmp_path / "run0"), 0, 1, batch_size=16)))
+
+
+@pytest.mark.parametrize("data, message", [
+    (dict(copies=0), "data.copies must be an integer >= 1"),
+    (dict(gain_db=(0.0, -6.0)), "data.gain_db must be a range"),
+    (dict(gain_db=(1.0,)), "data.gain_db must be a range"),
+])
+def test_bad_copies_and_gain_are_user_errors(folder, tmp_path, data, message):
+  with pytest.raises(UserError, match=message):
+    pipeline.train_iterator(_config(folder, **data), str(tmp_path), 0, 1)
