@@ -52,6 +52,64 @@ def piano_corpus(data) -> None:
   data.corpus_minutes = PIANO_CORPUS_MINUTES
 
 
+# The restoration recipes (music_16k, speech_16k): one generator restores band limits, noise and rooms together;
+# a non-adversarial finish and two adversarial ones from the same base, trained on the same data for the same steps
+# (the model card compares them), so the recipes differ only in their data and chain.
+RESTORATION_FINISHES = ("gan", "mrsd", "plain")  # from the base stage; the last one is exported
+
+
+def restoration(c, stage: str, workdir: str, base_steps: int, finish_steps: int) -> None:
+  """The generator, schedule and stage settings the restoration recipes share; `stage` is "base" or a finish."""
+  c.model.depth = 8  # every output sample sees the whole window: reverberation tails, the notes around a gap
+  c.model.width = 0.125  # channels 16, 32, 64, ... (1.6M generator weights)
+  c.model.dropout = 0.0
+  c.model.zero_init_final = True  # starts as the input itself: doing nothing is where training begins
+  c.model.conv_impl = "fft"
+  c.data.rate = 16000
+  c.data.window = 8192  # 0.5 s: room tails up to RT60 1 s are mostly inside one window
+  c.data.stride = 4096
+  c.data.eval_stride = 6144  # enhancement keeps each window's centre (a quarter of overlap)
+  c.data.workers = 0
+  c.data.copies = 4  # four random degradations of every training file
+  c.data.gain_db = (-18.0, 0.0)  # levels a recording may have; target and input alike
+  c.data.cache_dir = f"{workdir}/data_cache"
+  c.loss.reconstruction = "l2"
+  c.optim.lr_g = 3e-4
+  c.optim.lr_d = 1e-4
+  c.optim.schedule = "warmup_cosine"
+  c.optim.warmup_steps = 200
+  c.optim.grad_clip = 1.0
+  c.train.batch_size = 8
+  c.train.num_steps = base_steps
+  c.train.eval_every = 1000
+  c.train.eval_batches = 16
+  c.checkpoint.every = 500
+  c.checkpoint.keep = 2
+  if stage == "base":
+    return
+  c.train.init_from = f"{workdir}/base"
+  c.train.num_steps = finish_steps
+  c.train.eval_every = 500
+  c.optim.lr_g = 1e-4
+  c.optim.warmup_steps = 50
+  # Every finish keeps a light spectral corridor: a band the network cannot place in phase is filled faintly, never
+  # far above the target's level (losses.spectral_corridor_loss).
+  c.loss.lambda_corridor = 3e-4
+  c.loss.corridor_floor_db = -24.0
+  c.loss.corridor_pool = 16
+  c.loss.corridor_ceiling_db = 6.0
+  if stage == "gan":  # the original's discriminator: one logit per window
+    c.disc.kind = "global"
+    c.loss.lambda_adv = 1e-3
+    c.loss.adv_start_step = 0
+  elif stage == "mrsd":  # a multi-resolution spectrogram discriminator and feature matching (HiFi-GAN, AERO, AP-BWE)
+    c.disc.kind = "mrsd"
+    c.disc.stft_fft_sizes = (512, 1024, 2048)
+    c.loss.lambda_adv = 1e-3
+    c.loss.lambda_fm = 1e-2
+    c.loss.adv_start_step = 0
+
+
 # ----- a recipe file's variants ----------------------------------------------------------------------------------
 
 STAGE_KEY = "stage"

@@ -1,4 +1,4 @@
-"""The config files: overrides, the defaults they start from, and the shipped models' recipes (configs/piano_*.py):
+"""The config files: overrides, the defaults they start from, and the recipes (configs/piano_*.py, music_16k, speech_16k):
 each stage's values that matter, the chain of stages, and the last stage equal to the shipped model's saved config."""
 
 import ast
@@ -188,3 +188,32 @@ def test_last_stage_is_the_shipped_models_saved_config(name):
   compared = [k for k in saved if not _is_excluded(k)]
   assert all(any(_is_excluded(k) and (k == x or k.startswith(x)) for k in saved) for x in NOT_THE_MODEL)
   assert {k: recipe[k] for k in compared} == {k: saved[k] for k in compared}
+
+
+@pytest.mark.parametrize("name, kind", [("music_16k", "music"), ("speech_16k", "speech")])
+def test_restoration_recipes_compare_their_finishes_on_the_same_data_and_steps(name, kind):
+  """music_16k, speech_16k: a base stage, then three finishes from it (the original's discriminator, a spectrogram
+  discriminator with feature matching, none) on the same data, chain and steps; the non-adversarial one is exported."""
+  from sr_jax.data import degrade  # noqa: PLC0415
+  from sr_jax.train import state as state_lib  # noqa: PLC0415
+
+  module = recipes.load(os.path.join(ROOT, "configs", f"{name}.py"))
+  assert module.STAGES == ("base", "gan", "mrsd", "plain") and module.FINISH[-1][0] == "export"
+  configs = {s: module.get_config(f"stage={s}") for s in module.STAGES}
+  for stage, c in configs.items():
+    state_lib.check_config(c)
+    assert state_lib.config_warnings(c) == [], stage
+    assert c.data.source == "packaged" and c.data.packaged_kind == kind and c.data.copies > 1
+    assert c.data.window % 2 ** (c.model.depth + 1) == 0 and c.data.cache_dir == f"runs/{name}/data_cache"
+    assert c.data.chain == configs["base"].data.chain and c.model.to_dict() == configs["base"].model.to_dict()
+    names = {step.name for step in degrade.parse_chain(c.data.chain)}
+    assert {"room", "lowpass", "noise"} <= names and "sample" not in names  # the input stays at 16 kHz
+  assert configs["base"].train.init_from == "" and configs["base"].loss.lambda_adv == 0
+  finishes = [configs[s] for s in ("gan", "mrsd", "plain")]
+  assert {c.train.init_from for c in finishes} == {f"runs/{name}/base"}
+  assert len({c.train.num_steps for c in finishes}) == 1 and len({c.loss.lambda_corridor for c in finishes}) == 1
+  assert configs["gan"].disc.kind == "global" and configs["gan"].loss.lambda_adv > 0
+  assert configs["gan"].loss.lambda_fm == 0
+  assert configs["mrsd"].disc.kind == "mrsd" and configs["mrsd"].loss.lambda_adv > 0
+  assert configs["mrsd"].loss.lambda_fm > 0
+  assert configs["plain"].loss.lambda_adv == 0 and configs["plain"].loss.lambda_fm == 0

