@@ -16,11 +16,11 @@ Stages, `get_config("stage=NAME[,key=value,...]")` (default: the last):
 needs the Debian packages that packaged.py names (`python3 -m sr_jax.data.packaged survey` lists them).
 """
 
-from sr_jax import config, recipes
+from sr_jax import recipes
 
-STAGES = ("base",) + recipes.RESTORATION_FINISHES
+STAGES = recipes.RESTORATION_STAGES
 WORKDIR = "runs/music_16k"
-FINISH = (("export", {"parts": ("gen",), "dtype": "float32"}),)
+FINISH = recipes.RESTORATION_FINISH
 # The training degradations, each step drawn per example: a room (the synthetic reverb or image sources), a low-pass
 # of any common kind at a log-uniform cut-off, noise of any colour (steady or modulated) at 0-30 dB SNR, a lossy codec.
 CHAIN = ("maybe 0.5 room random 0.2 1.0,maybe 0.8 lowpass random 2000 7000,maybe 0.5 noise random 0 30 random,"
@@ -28,11 +28,4 @@ CHAIN = ("maybe 0.5 room random 0.2 1.0,maybe 0.8 lowpass random 2000 7000,maybe
 
 
 def get_config(arg: str | None = None):
-  stage, rest = recipes.split_stage(arg, STAGES, default=STAGES[-1])
-  c = config.get_config()
-  c.data.source = "packaged"
-  c.data.packaged_kind = "music"
-  c.data.packaged_minutes = 240.0
-  c.data.chain = CHAIN
-  recipes.restoration(c, stage, WORKDIR, base_steps=12000, finish_steps=3000)
-  return config.apply_overrides(c, rest)
+  return recipes.restoration_config(arg, WORKDIR, kind="music", minutes=240.0, chain=CHAIN)

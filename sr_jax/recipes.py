@@ -56,9 +56,25 @@ def piano_corpus(data) -> None:
 # a non-adversarial finish and two adversarial ones from the same base, trained on the same data for the same steps
 # (the model card compares them), so the recipes differ only in their data and chain.
 RESTORATION_FINISHES = ("gan", "mrsd", "plain")  # from the base stage; the last one is exported
+RESTORATION_STAGES = ("base",) + RESTORATION_FINISHES
+RESTORATION_FINISH = (("export", {"parts": ("gen",), "dtype": "float32"}),)
 
 
-def restoration(c, stage: str, workdir: str, base_steps: int, finish_steps: int) -> None:
+def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float, chain: str, base_steps: int = 12000,
+                       finish_steps: int = 3000):
+  """A restoration recipe's `get_config(arg)`: stage "base" or one of RESTORATION_FINISHES (default: the last) on the
+  packaged corpus of `kind` (`minutes` of it) degraded by `chain`."""
+  stage, rest = split_stage(arg, RESTORATION_STAGES, default=RESTORATION_STAGES[-1])
+  c = config_lib.get_config()
+  c.data.source = "packaged"
+  c.data.packaged_kind = kind
+  c.data.packaged_minutes = minutes
+  c.data.chain = chain
+  _restoration(c, stage, workdir, base_steps, finish_steps)
+  return config_lib.apply_overrides(c, rest)
+
+
+def _restoration(c, stage: str, workdir: str, base_steps: int, finish_steps: int) -> None:
   """The generator, schedule and stage settings the restoration recipes share; `stage` is "base" or a finish."""
   c.model.depth = 8  # every output sample sees the whole window: reverberation tails, the notes around a gap
   c.model.width = 0.125  # channels 16, 32, 64, ... (1.6M generator weights)

@@ -429,19 +429,20 @@ def write_state(out_dir: str, state: dict) -> None:
   _write_text(os.path.join(out_dir, STATE_FILE), json.dumps(state, indent=1, sort_keys=True) + "\n")
 
 
-def read_manifest(out_dir: str) -> list[dict]:
+def read_manifest(out_dir: str, columns: tuple[str, ...] = MANIFEST_COLUMNS) -> list[dict]:
+  """The rows of `out_dir`'s manifest (a TSV with a header line) as dicts of `columns`; [] without one."""
   path = os.path.join(out_dir, MANIFEST)
   if not os.path.exists(path):
     return []
   with open(path, encoding="utf-8") as f:
     lines = f.read().splitlines()
-  return [dict(zip(MANIFEST_COLUMNS, line.split("\t"))) for line in lines[1:] if line]
+  return [dict(zip(columns, line.split("\t"))) for line in lines[1:] if line]
 
 
-def present_rows(out_dir: str) -> dict[str, dict]:
-  """{piece: manifest row} for the manifest rows whose audio file exists."""
-  return {r["piece"]: r for r in read_manifest(out_dir)
-          if os.path.isfile(os.path.join(out_dir, r["split"], r["piece"] + ".wav"))}
+def present_rows(out_dir: str, key: str = "piece", columns: tuple[str, ...] = MANIFEST_COLUMNS) -> dict[str, dict]:
+  """{row[key]: manifest row} for the manifest rows whose audio file (SPLIT/KEY.wav) exists."""
+  return {r[key]: r for r in read_manifest(out_dir, columns)
+          if os.path.isfile(os.path.join(out_dir, r["split"], r[key] + ".wav"))}
 
 
 def write_manifest(out_dir: str, rows: dict[str, dict], rank: dict[str, tuple]) -> None:

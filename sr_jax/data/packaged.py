@@ -634,23 +634,9 @@ def gm_midi_bytes(notes: np.ndarray, program: int) -> bytes:
 
 def render_program(notes: np.ndarray, rate: int, soundfont: str, program: int, gain: float = 0.5,
                    tail: float = 0.5) -> np.ndarray:
-  """A note list played by one GM program (or DRUMS) of `soundfont` with fluidsynth at 44.1 kHz (the same
-  command line as `piano.render_fluidsynth`), trimmed after the last sound, resampled to `rate`, peak -1 dBFS."""
-  soundfont = piano.find_soundfont(soundfont)
-  with tempfile.TemporaryDirectory(prefix="sr_jax-fluidsynth-") as tmp:
-    mid, wav = os.path.join(tmp, "in.mid"), os.path.join(tmp, "out.wav")
-    with open(mid, "wb") as f:
-      f.write(gm_midi_bytes(notes, program))
-    cmd = ["fluidsynth", "-ni", "-q", "-F", wav, "-T", "wav", "-O", "float", "-r", str(piano.FLUIDSYNTH_RATE),
-           "-g", str(gain), soundfont, mid]
-    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if done.returncode != 0 or not os.path.exists(wav):
-      raise RuntimeError(f"fluidsynth failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    out, sr_out = sf.read(wav, dtype="float32", always_2d=True)
-  out = out.mean(axis=1)
-  loud = np.flatnonzero(np.abs(out) > 1e-4)
-  out = out[:loud[-1] + 1 + int(tail * sr_out)] if len(loud) else out[:int(tail * sr_out) + 1]
-  return piano.normalize_peak(audio_lib.resample(out, sr_out, rate))
+  """A note list played by one GM program (or DRUMS) of `soundfont` with fluidsynth (`piano.render_fluidsynth`),
+  trimmed after the last sound, resampled to `rate`, peak -1 dBFS."""
+  return piano.render_fluidsynth(notes, rate, soundfont, gain, tail, midi=gm_midi_bytes(notes, program))
 
 
 def soundfont_bandwidth(soundfont: str, programs=(0, 24, 40, 48, 52, 56, 65, 73, DRUMS), seconds: float = 8.0,
@@ -941,17 +927,11 @@ def build_packaged_corpus(kind: str, out_dir: str, rate: int = 16000, minutes: f
 
 
 def read_manifest(out_dir: str) -> list[dict]:
-  path = os.path.join(out_dir, corpus.MANIFEST)
-  if not os.path.exists(path):
-    return []
-  with open(path, encoding="utf-8") as f:
-    lines = f.read().splitlines()
-  return [dict(zip(MANIFEST_COLUMNS, line.split("\t"))) for line in lines[1:] if line]
+  return corpus.read_manifest(out_dir, MANIFEST_COLUMNS)
 
 
 def present_rows(out_dir: str) -> dict[str, dict]:
-  return {r["segment"]: r for r in read_manifest(out_dir)
-          if os.path.isfile(os.path.join(out_dir, r["split"], r["segment"] + ".wav"))}
+  return corpus.present_rows(out_dir, key="segment", columns=MANIFEST_COLUMNS)
 
 
 def write_manifest(out_dir: str, rows: dict[str, dict]) -> None:

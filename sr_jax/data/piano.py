@@ -232,13 +232,14 @@ def _varlen(value: int) -> bytes:
 
 
 def render_fluidsynth(notes: np.ndarray, rate: int, soundfont: str | None = None, gain: float = 0.5,
-                      tail: float = 0.25) -> np.ndarray:
-  """Renders a note list with fluidsynth (a MIDI file in a temp folder), mono float32 peak -1 dBFS at `rate`."""
+                      tail: float = 0.25, midi: bytes | None = None) -> np.ndarray:
+  """Renders a note list with fluidsynth (a MIDI file in a temp folder), mono float32 peak -1 dBFS at `rate`;
+  `midi` is the MIDI file to render (default: `midi_bytes(notes)`, the piano), trimmed by the notes' sound."""
   soundfont = find_soundfont(soundfont)
   with tempfile.TemporaryDirectory(prefix="sr_jax-fluidsynth-") as tmp:
     mid, wav = os.path.join(tmp, "in.mid"), os.path.join(tmp, "out.wav")
     with open(mid, "wb") as f:
-      f.write(midi_bytes(notes))
+      f.write(midi_bytes(notes) if midi is None else midi)
     cmd = ["fluidsynth", "-ni", "-q", "-F", wav, "-T", "wav", "-O", "float", "-r", str(FLUIDSYNTH_RATE),
            "-g", str(gain), soundfont, mid]
     done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
