@@ -3,18 +3,25 @@ r"""Evaluates a trained model on clean audio files and writes a report: metrics.
   python launch/evaluate.py --workdir=runs/tiny --data=CORPUS/test --report=runs/tiny/report
   python launch/evaluate.py --checkpoint=runs/gan/checkpoints/2000 --data=clean/ --report=out/ --collab \
       --chain="sample 4000 16000,whitenoise 0 0.002" --max_files=20 --max_seconds=30
+  python launch/evaluate.py --model=piano_r2_16k --data=CORPUS/test --report=out/ \
+      --chains="bw2k=lowpass random 2000;bw4k=sample 8000 16000;noise10=noise random 10;reverb05=room random 0.5"
 
-Each clean file is degraded with --chain (default: the model's config.data.chain) and --seed, enhanced by the
-model (and with --collab by the model with collaborative sampling), and scored with LSD, LSD-HF, LSD-LF, SNR and
-SI-SDR (and wideband PESQ and STOI where `pip install -e ".[speech]"` installed them) against the clean file, next
-to the baselines: cubic-spline and linear interpolation of the low-rate input and the (soxr) degraded input itself.
-The summary is the plain mean over files. Open REPORT/index.html in a browser: every file's metrics in one sortable
-table, and audio and spectrograms of at most --max_assets files (the first, the best, median and worst by the
-model's LSD gain over spline, more spread over that ranking); metrics.json has every number. See
-sr_jax/report/evaluation.py for the metrics, sr_jax/report/schema.py for metrics.json and the ranking,
-sr_jax/report/html.py for the page. The report is written to a temporary folder and moved into place at the end: a
-failed run leaves no half report. The last line says where the time went: the model's enhance calls, and the rest
-(reading, degrading, scoring, writing the report) per file.
+Each clean file is degraded with --chain (default: the model's config.data.chain), or with each of the named
+--chains in turn (NAME=CHAIN;NAME=CHAIN..., or a file of NAME=CHAIN lines; every chain with the same per-file seed
+as a --chain run of it alone), and --seed, enhanced by the model (loaded once, for all chains; and with --collab by
+the model with collaborative sampling), and scored with LSD, LSD-HF, LSD-LF, SNR and SI-SDR (and wideband PESQ and
+STOI where `pip install -e ".[speech]"` installed them) against the clean file, next to the baselines: cubic-spline
+and linear interpolation of the low-rate input and the (soxr) degraded input itself. The summary is the plain mean
+over files, per chain, and per test source where the files group by one (a packaged corpus's manifest.tsv in --data
+or its parent, else several subfolders of --data). Open REPORT/index.html in a browser: a summary per chain and a
+by-degradation table, a by-source table, every file's metrics in one sortable table, and audio and spectrograms of
+at most --max_assets (chain, file) pairs (the first, the best, median and worst by the model's LSD gain over spline,
+more spread over that ranking); metrics.json has every number, and report.md the by-degradation and by-source tables
+in GitHub markdown for a model card. See sr_jax/report/evaluation.py for the metrics, sr_jax/report/schema.py for
+metrics.json and the ranking, sr_jax/report/html.py for the page. The report is written to a temporary folder and
+moved into place at the end: a failed run leaves no half report. The last line says where the time went: the model's
+enhance calls, and the rest (reading, degrading, scoring, writing the report) per file (per file and chain with
+--chains).
 """
 
 from __future__ import annotations
@@ -39,14 +46,18 @@ flags.DEFINE_string("data", None, "Folder of clean reference audio files (any fo
                     "recursively), e.g. a corpus split folder such as CORPUS/test.")
 flags.DEFINE_string("chain", None, "Degradation chain making the inputs, e.g. 'sample 4000 16000,whitenoise 0 0.002' "
                     "(grammar: sr_jax/data/degrade.py); default: the model's config.data.chain.")
+flags.DEFINE_string("chains", None, "Or several named chains, each applied to every file: 'NAME=CHAIN;NAME=CHAIN...' "
+                    "(e.g. 'bw4k=sample 8000 16000;noise10=noise random 10'), or a text file with one NAME=CHAIN a "
+                    "line (# comments). Names: letters, digits, _ . + -. One summary per chain in the report.")
 flags.DEFINE_integer("seed", 0, "Degradation seed; each file's seed derives from it and the file's name.")
-flags.DEFINE_string("report", None, "Report folder to write (metrics.json, index.html, WAVs, spectrograms).")
+flags.DEFINE_string("report", None, "Report folder to write (metrics.json, index.html, report.md, WAVs, "
+                    "spectrograms).")
 flags.DEFINE_bool("collab", False, "Also evaluate the model with collaborative sampling (needs a discriminator).")
 flags.DEFINE_integer("max_files", -1, "Evaluate at most this many files (sorted by path); -1: all.")
 flags.DEFINE_float("max_seconds", None, "Crop each file to its first this many seconds.")
 flags.DEFINE_integer("max_assets", schema.DEFAULT_MAX_ASSETS, "Write audio and spectrograms of at most this many "
-                     "files (the first, the best, median and worst by LSD gain over spline, more spread over that "
-                     "ranking); -1: all, 0: none. Every file's metrics are in the report whatever this is.")
+                     "(chain, file) pairs (the first, the best, median and worst by LSD gain over spline, more spread "
+                     "over that ranking); -1: all, 0: none. Every file's metrics are in the report whatever this is.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing report folder.")
 flags.DEFINE_integer("stride", None, "Hop between the model's windows, in samples at its rate (default: the "
                      "checkpoint's config.data.eval_stride, scaled by window / config.data.window for another "
@@ -62,8 +73,8 @@ def model_folder() -> str:
   return resources.model_path(FLAGS.model) if FLAGS.model else os.path.expanduser(FLAGS.workdir or FLAGS.checkpoint)
 
 
-def check_flags() -> None:
-  """The flag mistakes found before anything is loaded."""
+def check_flags() -> dict[str, str] | None:
+  """The flag mistakes found before anything is loaded; returns --chains as {name: chain} (None without it)."""
   given = [k for k in ("workdir", "checkpoint", "model") if FLAGS[k].value is not None]
   if len(given) != 1:
     raise UserError("give exactly one of --workdir (a training run), --checkpoint (a checkpoint folder) and --model "
@@ -87,6 +98,15 @@ def check_flags() -> None:
     windows.check_count(FLAGS.stride, "--stride")
   if FLAGS.window is not None:
     windows.check_count(FLAGS.window, "--window")
+  if FLAGS.chain is not None and FLAGS.chains is not None:
+    raise UserError("give --chain (one chain) or --chains (several named ones), not both")
+  if FLAGS.chains is not None:
+    if not FLAGS.chains.strip():
+      raise UserError("--chains is empty: give NAME=CHAIN;NAME=CHAIN... or a file of NAME=CHAIN lines")
+    return evaluation.parse_chains(FLAGS.chains)  # bad chains fail before the model is loaded
+  if FLAGS.chain is not None:
+    evaluation.check_chain(FLAGS.chain)
+  return None
 
 
 def build_systems(path: str, step: int | None, collab: bool, stride: int | None = None, window: int | None = None):
@@ -112,29 +132,33 @@ def _fmt(value: float | None) -> str:
 
 
 def _print_summary(doc: dict) -> None:
-  metrics = schema.metric_names(doc["summary"])
-  print(f"{'system':<8}" + "".join(f"{m:>9}" for m in metrics))
-  for system, row in doc["summary"].items():
-    print(f"{system:<8}" + "".join(f"{_fmt(row[m]):>9}" for m in metrics))
+  views = schema.chain_views(doc)
+  for view in views:
+    if len(views) > 1 or view["name"] is not None:
+      print(f"{view['name']}: {view['chain']}")
+    metrics = schema.metric_names(view["summary"])
+    print(f"{'system':<8}" + "".join(f"{m:>9}" for m in metrics))
+    for system, row in view["summary"].items():
+      print(f"{system:<8}" + "".join(f"{_fmt(row[m]):>9}" for m in metrics))
 
 
 @exit_on_user_error
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise UserError(f"unexpected arguments: {' '.join(argv[1:])} (use --workdir, --data, --report, ...)")
-  check_flags()
+  named = check_flags()
   evaluation.check_report_dir(FLAGS.report, FLAGS.overwrite)
   files = evaluation.clean_files(FLAGS.data, FLAGS.max_files, exclude=FLAGS.report)
-  if FLAGS.chain is not None:
-    from sr_jax.data import degrade  # noqa: PLC0415
-
-    degrade.parse_chain(FLAGS.chain)  # a bad chain fails before the model is loaded
   config, checkpoint, systems, enhancer = build_systems(model_folder(), FLAGS.step, FLAGS.collab,
                                                         FLAGS.stride, FLAGS.window)
-  chain = FLAGS.chain if FLAGS.chain is not None else config.data.chain
-  rate = evaluation.eval_rate(config, chain)
+  chain = named if named is not None else FLAGS.chain if FLAGS.chain is not None else config.data.chain
+  chains = named if named is not None else {None: chain}
+  rate = None
+  for text in chains.values():
+    rate = evaluation.eval_rate(config, text)
   done = []
   calls = []  # seconds spent inside each of the systems' enhance calls
+  total = len(files) * len(chains)
 
   def timed(enhance: evaluation.EnhanceFn) -> evaluation.EnhanceFn:
     def call(audio, audio_rate):
@@ -148,7 +172,8 @@ def main(argv: list[str]) -> None:
   def progress(result: evaluation.FileResult) -> None:
     done.append(result)
     m = result.metrics["model"]
-    print(f"[{len(done)}/{len(files)}] {result.name}: model LSD {_fmt(m['lsd'])}, SNR {_fmt(m['snr'])} dB",
+    which = "" if result.chain is None else f" [{result.chain}]"
+    print(f"[{len(done)}/{total}] {result.name}{which}: model LSD {_fmt(m['lsd'])}, SNR {_fmt(m['snr'])} dB",
           flush=True)
 
   start = time.perf_counter()
@@ -159,14 +184,16 @@ def main(argv: list[str]) -> None:
       window=enhancer.window, max_assets=FLAGS.max_assets)
   wall = time.perf_counter() - start
   _print_summary(doc)
-  n = len(doc["files"])
-  print(f"wrote {FLAGS.report}/index.html and metrics.json ({n} files, mean over files; audio and spectrograms of "
+  n = len(schema.chain_views(doc)[0]["files"])
+  print(f"wrote {FLAGS.report}/index.html, metrics.json and report.md ({n} files"
+        f"{'' if named is None else f' x {len(chains)} chains'}, mean over files; audio and spectrograms of "
         f"{len(doc['assets'])})")
-  _print_time(wall, calls, n)
+  _print_time(wall, calls, n, len(chains) if named is not None else None)
 
 
-def _print_time(wall: float, calls: list[float], files: int) -> None:
-  """Where the report's time went: the enhance calls (the first one compiles the model) and the rest."""
+def _print_time(wall: float, calls: list[float], files: int, chains: int | None = None) -> None:
+  """Where the report's time went: the enhance calls (the first one compiles the model) and the rest, per file or,
+  with named `chains`, per (file, chain) evaluation."""
   enhancing, other = sum(calls), wall - sum(calls)
   share = ""
   if enhancing > 0:
@@ -175,7 +202,9 @@ def _print_time(wall: float, calls: list[float], files: int) -> None:
       steady = (enhancing - calls[0]) * len(calls) / (len(calls) - 1)  # the first call timed like the others
       share += f" ({100 * other / steady:.0f}% of it without the compilation)"
   first = f" ({calls[0]:.1f} s the first call, which compiles)" if calls else ""
-  print(f"time: {wall:.1f} s for {files} files, {enhancing:.1f} s in the model's enhance calls{first}; the rest "
-        f"(reading, degrading, scoring, writing the report) {other:.1f} s, {1000 * other / files:.0f} ms per "
-        f"file{share}")
-
+  what = f"{files} files" if chains is None else f"{files} files x {chains} chains"
+  runs = files if chains is None else files * chains
+  unit = "file" if chains is None else "file and chain"
+  print(f"time: {wall:.1f} s for {what}, {enhancing:.1f} s in the model's enhance calls{first}; the rest "
+        f"(reading, degrading, scoring, writing the report) {other:.1f} s, {1000 * other / runs:.0f} ms per "
+        f"{unit}{share}")

@@ -1,13 +1,16 @@
 """Objective evaluation of a model on clean files: metrics per file and over the set, metrics.json and a page.
 
-For each clean reference file (read as mono at the model's rate, optionally cropped to `max_seconds`):
+For each clean reference file (read as mono at the model's rate, optionally cropped to `max_seconds`) and each
+degradation chain (one, or several named ones: `parse_chains`):
 
 1. degrade it with the chain and the seed `degrade.file_seed(seed, name)` (name: the path relative to the data
-   folder, '/' separators), once per upsampling method: "soxr" (the degraded *input* itself, what enhancing a
-   real low-rate file starts from), "cubic" (the cubic-spline baseline of Kuleshov et al. 2017) and "linear";
-   the noise and reverb steps draw the same numbers for all three (same seed), only the upsampling differs;
+   folder, '/' separators; the same seed for every chain, so a chain gives the same numbers alone or beside
+   others), once per upsampling method: "soxr" (the degraded *input* itself, what enhancing a real low-rate file
+   starts from), "cubic" (the cubic-spline baseline of Kuleshov et al. 2017) and "linear"; the noise and reverb
+   steps draw the same numbers for all three (same seed), only the upsampling differs;
 2. enhance the input the model was trained on (`degrade(..., upsample=config.data.upsample)`) with each enhancing
-   system: "model" and, if asked, "collab" (the model with collaborative sampling);
+   system: "model" and, if asked, "collab" (the model with collaborative sampling); the same enhancers serve every
+   chain (the model is loaded once);
 3. score every system against the clean target with `sr_jax.metrics.all_metrics(target, estimate, rate, cutoff)`:
    LSD, LSD-HF, LSD-LF, SNR and SI-SDR, with the cut-off at the chain's LOW / 2 (the Nyquist frequency of the
    band-limited input), or rate / 2 without a sample step (then LSD-HF covers the Nyquist bin only); and with
@@ -16,16 +19,19 @@ For each clean reference file (read as mono at the model's rate, optionally crop
 Without a sample step the three upsampling methods give the same input, so "spline", "linear" and "input" are
 equal. The summary of each system is the plain (unweighted) mean over the files: each file counts once, whatever
 its length. A non-finite metric (a model that outputs NaN) is written as null, and a summary with one is null.
-The layout of metrics.json, and how files are ranked: `sr_jax.report.schema`.
+The files are also grouped by test source where they can be (`file_sources`: a packaged corpus's manifest.tsv,
+else several subfolders of the data folder), with a summary per source. The layout of metrics.json, and how files
+are ranked: `sr_jax.report.schema`.
 
 `write_report` writes the whole report into a hidden temporary folder next to the report folder and renames it
 into place at the end, so a failed or interrupted run leaves no half report (and an old report replaced with
 `overwrite` stays whole until the new one is complete): metrics.json with every file, index.html
-(`sr_jax.report.html`) with every file's metrics in one table, and audio (WAVs) and spectrograms for at most
-`max_assets` files (`schema.choose_assets`: the first, the best, median and worst by LSD gain, more spread over the
-ranking), so that a set of thousands of files gives a report of the same size as one of ten. The chosen files are
-known once all are scored: the signals those need are kept in memory meanwhile, up to `ASSET_CACHE_BYTES`; a chosen
-file beyond that is read, degraded and enhanced again at the end (the model is deterministic: the same output).
+(`sr_jax.report.html`) with every file's metrics in one table, report.md (the by-degradation and by-source tables
+in GitHub markdown, for a model card), and audio (WAVs) and spectrograms for at most `max_assets` (chain, file)
+pairs (`schema.choose_assets`: the first, the best, median and worst by LSD gain, more spread over the ranking), so
+that a set of thousands of files gives a report of the same size as one of ten. The chosen files are known once all
+are scored: the signals those need are kept in memory meanwhile, up to `ASSET_CACHE_BYTES`; a chosen file beyond
+that is read, degraded and enhanced again at the end (the model is deterministic: the same output).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -49,7 +56,8 @@ from sr_jax.data import datasets
 from sr_jax.errors import UserError
 # Re-exported: bench/ and the tests read these names from here too.
 from sr_jax.report.schema import (BASELINES, DEFAULT_MAX_ASSETS, ENHANCED, LOWER_IS_BETTER,  # noqa: F401
-                                  METRICS, METRICS_FILE, PAGE_FILE, SYSTEMS, FileResult, choose_assets, document)
+                                  MARKDOWN_FILE, METRICS, METRICS_FILE, PAGE_FILE, SYSTEMS, FileResult,
+                                  chains_document, choose_assets, document)
 
 # sr_jax.metrics (jax) and sr_jax.data.degrade (scipy) take ~1.5 s to import: they are imported where they are used,
 # so that launch/evaluate.py reports a bad flag or folder at once.
@@ -63,6 +71,10 @@ SpeechFn = Callable[[np.ndarray, np.ndarray, int], "float | None"]
 
 ASSET_SIGNALS = ("model_input", "model", "collab", "target")  # what a file's audio and spectrograms are made of
 ASSET_CACHE_BYTES = 512 * 2**20  # signals kept for the files that may get assets; past this they are recomputed
+MANIFEST = "manifest.tsv"  # a corpus's manifest (sr_jax.data.corpus.MANIFEST; the tests check)
+UNLISTED = "(not in manifest)"  # the source of a file that the manifest does not list
+TOP_LEVEL = "(top level)"  # the source of a file directly in the data folder when its subfolders are the sources
+CHAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")  # a --chains name: also a folder-name part and a table label
 
 
 # ----- inputs ----------------------------------------------------------------------------------------------------
@@ -77,7 +89,8 @@ def cutoff_hz(chain: degrade_lib.Chain, rate: int) -> float:
 
 
 def eval_rate(config, chain: degrade_lib.Chain) -> int:
-  """The rate the model makes (config.data.rate), which a sample step's HIGH must equal (else `UserError`)."""
+  """The rate the model makes (config.data.rate), which a sample step's HIGH must equal, and at which every step of
+  the chain must be able to run (else `UserError`)."""
   from sr_jax.data import degrade as degrade_lib  # noqa: PLC0415
 
   rate = int(config.data.rate)
@@ -85,7 +98,149 @@ def eval_rate(config, chain: degrade_lib.Chain) -> int:
   if high is not None and high != rate:
     raise UserError(f"the chain {chain!r} makes {high} Hz targets but the model makes {rate} Hz audio: use a "
                     f"sample step 'sample LOW {rate}'")
+  check_chain(chain, rate)
   return rate
+
+
+def check_chain(chain: degrade_lib.Chain, rate: int | None = None) -> tuple[degrade_lib.Step, ...]:
+  """The parsed chain, or `UserError` when it does not parse, when a step lacks what it needs to run (an optional
+  package, a codec, a mix folder with audio) or, with `rate`, when a step cannot run at that rate."""
+  from sr_jax.data import degrade as degrade_lib  # noqa: PLC0415
+
+  steps = degrade_lib.parse_chain(chain)
+  text = chain if isinstance(chain, str) else ",".join(map(str, steps))
+  degrade_lib._check_steps(steps, rate, text, run=True)  # pylint: disable=protected-access
+  return steps
+
+
+def _split_outside_quotes(text: str, separator: str) -> list[str]:
+  """`text` split at `separator`, except inside quotes (a chain's quoted mix FOLDER may hold one)."""
+  pieces, current, quote = [], [], None
+  for char in text:
+    if quote:
+      quote = None if char == quote else quote
+    elif char in "'\"":
+      quote = char
+    elif char == separator:
+      pieces.append("".join(current))
+      current = []
+      continue
+    current.append(char)
+  return pieces + ["".join(current)]
+
+
+def parse_chains(spec: str) -> dict[str, str]:
+  """{name: chain} of a --chains value: inline "NAME=CHAIN;NAME=CHAIN..." (';' between chains; a chain's steps are
+  comma-separated, see `sr_jax.data.degrade`), or the path of a text file with one NAME=CHAIN a line ('#' starts a
+  comment outside quotes, blank lines are skipped). Names: letters, digits, '_', '.', '+', '-', starting with a
+  letter or digit, unique. Every chain must parse, be non-empty, have what its steps need to run (`check_chain`)
+  and make the same target rate as the others. Each mistake is a one-line `UserError`."""
+  from sr_jax.data import degrade as degrade_lib  # noqa: PLC0415
+
+  if os.path.isfile(spec):
+    try:
+      with open(spec, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+      raise UserError(f"--chains={spec}: cannot read the file ({e})") from None
+    pieces = [(f"{spec} line {n}", _split_outside_quotes(line, "#")[0]) for n, line in enumerate(lines, 1)]
+  elif "=" in spec:
+    pieces = [(f"--chains piece {n}", piece) for n, piece in enumerate(_split_outside_quotes(spec, ";"), 1)]
+  else:
+    raise UserError(f"--chains={spec!r} is neither a file nor NAME=CHAIN;NAME=CHAIN... (e.g. --chains='bw4k=sample "
+                    "4000 16000;noise10=noise random 10')")
+  chains, rates = {}, {}
+  for where, piece in pieces:
+    if not piece.strip():
+      continue
+    if "=" not in piece:
+      raise UserError(f"{where}: {piece.strip()!r} is not NAME=CHAIN (chains are separated by ';' inline, by lines "
+                      "in a file)")
+    name, chain = (part.strip() for part in piece.split("=", 1))
+    if not name:
+      raise UserError(f"{where}: the chain {chain!r} has no name: write NAME={chain}")
+    if not CHAIN_NAME.fullmatch(name):
+      raise UserError(f"{where}: chain name {name!r} may only hold letters, digits, '_', '.', '+' and '-' (starting "
+                      "with a letter or digit)")
+    if name in chains:
+      raise UserError(f"{where}: chain name {name!r} is given twice: each chain needs its own name")
+    if not chain:
+      raise UserError(f"{where}: the chain {name!r} is empty: give its degradation steps after '{name}='")
+    try:
+      steps = check_chain(chain)
+    except UserError as e:
+      raise UserError(f"{where}: chain {name!r}: {e}") from None
+    chains[name] = chain
+    high = degrade_lib.chain_rates(steps)[1]
+    if high is not None:
+      rates[name] = high
+  if not chains:
+    raise UserError(f"--chains={spec!r} names no chain: give NAME=CHAIN;NAME=CHAIN... or a file of NAME=CHAIN lines")
+  if len(set(rates.values())) > 1:
+    raise UserError("the chains make targets at different rates (" + ", ".join(f"{n}: {r} Hz" for n, r in
+                    rates.items()) + "): one model makes one rate; give every sample step the same HIGH")
+  return chains
+
+
+def _manifest_sources(path: str) -> tuple[dict[str, str], dict[str, str]] | None:
+  """({corpus-relative path less its extension: source}, {source: family}) of a manifest with "source" and
+  "family" columns (`sr_jax.data.packaged.write_manifest`: a segment's file is SPLIT/SEGMENT.wav), else None."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      lines = f.read().splitlines()
+  except (OSError, UnicodeDecodeError) as e:
+    logging.warning("ignoring %s: %s", path, e)
+    return None
+  if not lines:
+    return None
+  columns = lines[0].split("\t")
+  if "source" not in columns or "family" not in columns:
+    return None
+  key = columns.index("segment") if "segment" in columns else 0
+  split = columns.index("split") if "split" in columns else None
+  source, family = columns.index("source"), columns.index("family")
+  keys, families = {}, {}
+  for line in lines[1:]:
+    row = line.split("\t")
+    if len(row) != len(columns) or not row[source]:
+      continue
+    stem, ext = os.path.splitext(row[key])
+    name = stem if ext.lower() in datasets.AUDIO_EXTENSIONS else row[key]
+    keys[name if split is None else f"{row[split]}/{name}"] = row[source]
+    if row[family]:
+      families.setdefault(row[source], set()).add(row[family])
+  return keys, {s: ", ".join(sorted(f)) for s, f in families.items()}
+
+
+def file_sources(files: Sequence[str], root: str) -> tuple[str, dict[str, str], dict[str, str]] | None:
+  """How the files group by test source: (where from, {file name: source}, {source: family}), or None.
+
+  A manifest.tsv in the data folder `root` or its parent with "source" and "family" columns (a packaged corpus,
+  `sr_jax.data.packaged`; `root` is then usually one of its split folders) gives each file the source of its row,
+  matched by the file's path relative to the manifest's folder ("test/SEGMENT.wav"); a file it does not list gets
+  `UNLISTED`. (A piano corpus's manifest has no "family": its "source" is each piece's own score, so it is not used.)
+  Else, when the files lie in several first-level subfolders of `root`, each subfolder is a source (files directly
+  in `root` get `TOP_LEVEL`). Else None: no grouping. File names are `datasets.file_key(path, root)`.
+  """
+  names = [datasets.file_key(path, root) for path in files]
+  root = os.path.abspath(root)
+  for folder in dict.fromkeys((root, os.path.dirname(root))):
+    manifest = os.path.join(folder, MANIFEST)
+    found = _manifest_sources(manifest) if os.path.isfile(manifest) else None
+    if found is None:
+      continue
+    keys, families = found
+    sources = {}
+    for path, name in zip(files, names):
+      rel = os.path.relpath(os.path.abspath(path), folder).replace(os.sep, "/")
+      sources[name] = keys.get(os.path.splitext(rel)[0], UNLISTED)
+    if any(s != UNLISTED for s in sources.values()):
+      return manifest, sources, {s: f for s, f in families.items() if s in sources.values()}
+    logging.warning("ignoring %s: it lists none of the evaluated files", manifest)
+  folders = {name: name.split("/", 1)[0] if "/" in name else TOP_LEVEL for name in names}
+  if len(set(folders.values()) - {TOP_LEVEL}) >= 2:
+    return "subfolders", folders, {}
+  return None
 
 
 def clean_files(folder: str, max_files: int = -1, exclude: str | None = None) -> list[str]:
@@ -199,73 +354,114 @@ class _Prepared:
   target: np.ndarray
 
 
+def _read(path: str, rate: int, max_seconds: float | None, silence_db: float,
+          counter: datasets.SkipCounter | None = None) -> np.ndarray | None:
+  """A clean file read as mono at `rate` and cropped to `max_seconds`; None if it is skipped (unusable)."""
+  clean = datasets.load_clean(path, rate, silence_db, counter)
+  if clean is not None and max_seconds is not None:
+    clean = clean[:max(1, int(round(max_seconds * rate)))]
+  return clean
+
+
+def _degrade_clean(clean: np.ndarray, name: str, chain: degrade_lib.Chain, rate: int, seed: int,
+                   model_upsample: str) -> _Prepared:
+  """A read file degraded with the chain and its file seed (see the module docstring)."""
+  from sr_jax.data import degrade as degrade_lib  # noqa: PLC0415
+
+  inputs, target = degraded(clean, rate, chain, degrade_lib.file_seed(seed, name),
+                            [model_upsample] + list(BASELINES.values()))
+  return _Prepared(name, len(clean) / rate, inputs, target)
+
+
 def _prepare(path: str, root: str, chain: degrade_lib.Chain, rate: int, seed: int, model_upsample: str,
              max_seconds: float | None, silence_db: float,
              counter: datasets.SkipCounter | None = None) -> _Prepared | None:
   """A file read as mono at `rate`, cropped and degraded (see the module docstring); None if it is skipped."""
-  from sr_jax.data import degrade as degrade_lib  # noqa: PLC0415
-
-  clean = datasets.load_clean(path, rate, silence_db, counter)
+  clean = _read(path, rate, max_seconds, silence_db, counter)
   if clean is None:
     return None
-  if max_seconds is not None:
-    clean = clean[:max(1, int(round(max_seconds * rate)))]
-  name = datasets.file_key(path, root)
-  inputs, target = degraded(clean, rate, chain, degrade_lib.file_seed(seed, name),
-                            [model_upsample] + list(BASELINES.values()))
-  return _Prepared(name, len(clean) / rate, inputs, target)
+  return _degrade_clean(clean, datasets.file_key(path, root), chain, rate, seed, model_upsample)
 
 
 def evaluate_files(files: Sequence[str], root: str, enhancers: Mapping[str, EnhanceFn], chain: degrade_lib.Chain,
                    rate: int, seed: int = 0, model_upsample: str = "soxr", max_seconds: float | None = None,
                    silence_db: float = -60.0, speech: Mapping[str, SpeechFn] | None = None,
                    ) -> Iterator[FileResult]:
-  """Evaluates the files in order, yielding one `FileResult` per usable file.
+  """Evaluates the files in order under one chain, yielding one `FileResult` per usable file: `evaluate_chains`
+  with the one unnamed chain (the results' chain is None)."""
+  return evaluate_chains(files, root, enhancers, {None: chain}, rate, seed, model_upsample, max_seconds,
+                         silence_db, speech)
 
-  Files are read as mono at `rate` (soxr); unreadable, empty or silent ones are skipped with one warning each, and
-  a summary line at the end; `UserError` if none is usable. `speech`: the speech metrics to add ({name: fn}, e.g.
-  `sr_jax.report.speech.scorers()`); default: none.
 
-  The enhancers run in the calling thread; one worker thread meanwhile reads and degrades the next file and scores
-  the previous one, so that this work hides behind the model's (a model on the CPU leaves a core to it, one on an
-  accelerator the CPU). At most three files' signals are in memory at a time.
+def evaluate_chains(files: Sequence[str], root: str, enhancers: Mapping[str, EnhanceFn],
+                    chains: Mapping[str | None, degrade_lib.Chain], rate: int, seed: int = 0,
+                    model_upsample: str = "soxr", max_seconds: float | None = None, silence_db: float = -60.0,
+                    speech: Mapping[str, SpeechFn] | None = None) -> Iterator[FileResult]:
+  """Evaluates the files in order, each under every chain of `chains` ({name: chain}) in turn, yielding one
+  `FileResult` (its `chain` the chain's name) per usable file and chain.
+
+  Files are read once (as mono at `rate`, soxr) for all chains; unreadable, empty or silent ones are skipped with
+  one warning each, and a summary line at the end; `UserError` if none is usable. Every chain degrades a file with
+  the same seed (`degrade.file_seed(seed, name)`), so a chain's results do not depend on the other chains.
+  `speech`: the speech metrics to add ({name: fn}, e.g. `sr_jax.report.speech.scorers()`); default: none.
+
+  The enhancers run in the calling thread; one worker thread meanwhile reads and degrades the next (file, chain)
+  and scores the previous one, so that this work hides behind the model's (a model on the CPU leaves a core to it,
+  one on an accelerator the CPU). At most three (file, chain) pairs' signals and one clean file are in memory at a
+  time.
   """
   speech = speech or {}
   counter = datasets.SkipCounter()
-  cutoff, systems = cutoff_hz(chain, rate), list(enhancers) + list(BASELINES)
+  systems = list(enhancers) + list(BASELINES)
+  cutoffs = {name: cutoff_hz(chain, rate) for name, chain in chains.items()}
+  items = [(i, name) for i in range(len(files)) for name in chains]
+  read = {}  # the worker's last clean file: {file index: audio or None}, so each file is read (and counted) once
 
-  def prepare(i: int):
-    return _prepare(files[i], root, chain, rate, seed, model_upsample, max_seconds, silence_db, counter)
+  def prepare(k: int) -> tuple[str | None, _Prepared | None]:
+    i, name = items[k]
+    if i not in read:
+      read.clear()
+      read[i] = _read(files[i], rate, max_seconds, silence_db, counter)
+    if read[i] is None:
+      return name, None
+    return name, _degrade_clean(read[i], datasets.file_key(files[i], root), chains[name], rate, seed,
+                                model_upsample)
+
+  def result(scored) -> FileResult:
+    name, prepared, signals, metrics = scored
+    return FileResult(prepared.name, prepared.seconds, rate, signals, metrics.result(), name)
 
   with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sr_jax-evaluate") as worker:
-    upcoming = worker.submit(prepare, 0) if files else None
-    scoring = None  # (prepared, signals, future metrics) of the file before
-    for i in range(len(files)):
-      prepared = upcoming.result()
-      upcoming = worker.submit(prepare, i + 1) if i + 1 < len(files) else None
+    upcoming = worker.submit(prepare, 0) if items else None
+    scoring = None  # (chain name, prepared, signals, future metrics) of the pair before
+    for k in range(len(items)):
+      name, prepared = upcoming.result()
+      upcoming = worker.submit(prepare, k + 1) if k + 1 < len(items) else None
       if prepared is None:
         continue
       start = time.time()
       signals = _enhance(prepared.inputs, prepared.target, rate, enhancers, model_upsample)
-      logging.info("%s: %.1f s of audio enhanced in %.1f s", prepared.name, prepared.seconds, time.time() - start)
+      logging.info("%s%s: %.1f s of audio enhanced in %.1f s", prepared.name, "" if name is None else f" [{name}]",
+                   prepared.seconds, time.time() - start)
       if scoring is not None:
-        yield FileResult(scoring[0].name, scoring[0].seconds, rate, scoring[1], scoring[2].result())
-      scoring = (prepared, signals, worker.submit(_score_all, signals, systems, rate, cutoff, speech))
+        yield result(scoring)
+      scoring = (name, prepared, signals, worker.submit(_score_all, signals, systems, rate, cutoffs[name], speech))
     if scoring is not None:
-      yield FileResult(scoring[0].name, scoring[0].seconds, rate, scoring[1], scoring[2].result())
+      yield result(scoring)
   counter.log("evaluation files")
   if counter.num_skipped == counter.seen:
     raise UserError(f"no usable audio file to evaluate in {root} ({counter.summary()})")
 
 
 def _signals_again(path: str, root: str, enhancers: Mapping[str, EnhanceFn], chain: degrade_lib.Chain, rate: int,
-                   seed: int, model_upsample: str, max_seconds: float | None, silence_db: float) -> FileResult:
-  """A file's signals computed again (as `evaluate_files` did; the metrics left empty)."""
+                   seed: int, model_upsample: str, max_seconds: float | None, silence_db: float,
+                   chain_name: str | None = None) -> FileResult:
+  """A file's signals under one chain computed again (as `evaluate_chains` did; the metrics left empty)."""
   prepared = _prepare(path, root, chain, rate, seed, model_upsample, max_seconds, silence_db)
   if prepared is None:
     raise UserError(f"{path} changed during the evaluation: it is no longer usable")
   signals = _enhance(prepared.inputs, prepared.target, rate, enhancers, model_upsample)
-  return FileResult(prepared.name, prepared.seconds, rate, signals, {})
+  return FileResult(prepared.name, prepared.seconds, rate, signals, {}, chain_name)
 
 
 # ----- the report folder -----------------------------------------------------------------------------------------
@@ -302,59 +498,86 @@ def _commit(tmp: str, report_dir: str) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def write_report(report_dir: str, files: Sequence[str], root: str, enhancers: Mapping[str, EnhanceFn], chain: str,
-                 checkpoint: str, rate: int, seed: int = 0, model_upsample: str = "soxr",
-                 max_seconds: float | None = None, silence_db: float = -60.0, overwrite: bool = False,
-                 progress: Callable[[FileResult], None] | None = None, stride: int | None = None,
-                 window: int | None = None, max_assets: int = DEFAULT_MAX_ASSETS,
-                 speech: Mapping[str, SpeechFn] | None = None, cache_bytes: int = ASSET_CACHE_BYTES) -> dict:
-  """Evaluates `files` and writes the report folder: metrics.json, index.html, and WAVs and spectrograms of at most
-  `max_assets` files (-1: all, 0: none). `stride` and `window` (the enhancers' hop between windows and their
-  window) are only recorded in metrics.json. `speech`: the speech metrics ({name: fn}); default: those installed
-  (`sr_jax.report.speech.scorers`), {} for none. `cache_bytes`: how much of the chosen files' signals may be kept in
-  memory instead of being recomputed.
+def write_report(report_dir: str, files: Sequence[str], root: str, enhancers: Mapping[str, EnhanceFn],
+                 chain: str | Mapping[str, str], checkpoint: str, rate: int, seed: int = 0,
+                 model_upsample: str = "soxr", max_seconds: float | None = None, silence_db: float = -60.0,
+                 overwrite: bool = False, progress: Callable[[FileResult], None] | None = None,
+                 stride: int | None = None, window: int | None = None, max_assets: int = DEFAULT_MAX_ASSETS,
+                 speech: Mapping[str, SpeechFn] | None = None, cache_bytes: int = ASSET_CACHE_BYTES,
+                 sources: bool = True) -> dict:
+  """Evaluates `files` and writes the report folder: metrics.json, index.html, report.md, and WAVs and
+  spectrograms of at most `max_assets` (chain, file) pairs (-1: all, 0: none).
 
-  Returns the metrics.json document. `progress(result)` is called after each file. See the module docstring.
+  `chain`: one chain (the single-chain layout of metrics.json) or {name: chain} (the named-chains layout, even for
+  one; names as `parse_chains` allows). `stride` and `window` (the enhancers' hop between windows and their window)
+  are only recorded in metrics.json. `speech`: the speech metrics ({name: fn}); default: those installed
+  (`sr_jax.report.speech.scorers`), {} for none. `cache_bytes`: how much of the chosen files' signals may be kept in
+  memory instead of being recomputed. `sources`: group the files by test source (`file_sources`) where possible.
+
+  Returns the metrics.json document. `progress(result)` is called after each (file, chain). See the module
+  docstring.
   """
   from sr_jax.report import html  # noqa: PLC0415  (PIL, matplotlib's colormaps: only when a report is written)
 
+  named = not isinstance(chain, str)
+  chains = dict(chain) if named else {None: chain}
+  if not chains:
+    raise ValueError("write_report needs at least one chain")
   report_dir = os.path.abspath(report_dir)
   check_report_dir(report_dir, overwrite)
   if speech is None:
     from sr_jax.report import speech as speech_lib  # noqa: PLC0415
 
     speech = speech_lib.scorers()
+  grouping = file_sources(files, root) if sources else None
+  sources_from, file_source, families = grouping if grouping is not None else (None, {}, {})
+  systems = list(enhancers) + list(BASELINES)
   parent = os.path.dirname(report_dir)
   os.makedirs(parent, exist_ok=True)
   tmp = os.path.join(parent, f".{os.path.basename(report_dir)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
   os.makedirs(tmp)
   try:
-    entries, kept, kept_bytes = [], {}, 0
-    for result in evaluate_files(files, root, enhancers, chain, rate, seed, model_upsample, max_seconds,
-                                 silence_db, speech):
-      entries.append(result.entry())
+    entries = {name: [] for name in chains}
+    kept, kept_bytes = {}, 0  # {(chain name, index into its entries): result with the asset signals}
+    for result in evaluate_chains(files, root, enhancers, chains, rate, seed, model_upsample, max_seconds,
+                                  silence_db, speech):
+      entry = result.entry()
+      if grouping is not None:
+        entry["source"] = file_source[result.name]
+      entries[result.chain].append(entry)
       if max_assets != 0:
         signals = {k: result.signals[k] for k in ASSET_SIGNALS if k in result.signals}
         size = sum(v.nbytes for v in signals.values())
         if kept_bytes + size <= cache_bytes:
-          kept[len(entries) - 1], kept_bytes = dataclasses.replace(result, signals=signals), kept_bytes + size
+          kept[(result.chain, len(entries[result.chain]) - 1)] = dataclasses.replace(result, signals=signals)
+          kept_bytes += size
       if progress is not None:
         progress(result)
+    # The assets are chosen over all (chain, file) pairs: the chains' entries one after the other.
+    pairs = [(name, i) for name in chains for i in range(len(entries[name]))]
     paths = {datasets.file_key(path, root): path for path in files}
     assets, folders = {}, set()
-    for index, why in choose_assets(entries, max_assets).items():
-      result = kept.pop(index, None)
+    for index, why in choose_assets([entries[name][i] for name, i in pairs], max_assets).items():
+      name, i = pairs[index]
+      result = kept.pop((name, i), None)
       if result is None:  # beyond the cache: the same file read, degraded and enhanced again
-        result = _signals_again(paths[entries[index]["name"]], root, enhancers, chain, rate, seed, model_upsample,
-                                max_seconds, silence_db)
+        result = _signals_again(paths[entries[name][i]["name"]], root, enhancers, chains[name], rate, seed,
+                                model_upsample, max_seconds, silence_db, name)
       assets[index] = {**html.write_file_assets(tmp, result, folders), "why": why}
     kept.clear()
-    doc = document(chain, checkpoint, entries, list(enhancers) + list(BASELINES),
-                   [{"name": entries[i]["name"], **asset} for i, asset in assets.items()], stride, window)
+    chosen = [{"chain": pairs[i][0], "name": entries[pairs[i][0]][pairs[i][1]]["name"], **asset}
+              for i, asset in assets.items()]
+    if named:
+      doc = chains_document(checkpoint, [{"name": name, "chain": text, "cutoff_hz": cutoff_hz(text, rate),
+                                          "files": entries[name]} for name, text in chains.items()],
+                            systems, chosen, stride, window, sources_from, families)
+    else:
+      doc = document(chain, checkpoint, entries[None], systems, chosen, stride, window, sources_from, families)
     with open(os.path.join(tmp, METRICS_FILE), "w", encoding="utf-8") as f:
       json.dump(doc, f, indent=1, allow_nan=False)
       f.write("\n")
-    html.write_page(os.path.join(tmp, PAGE_FILE), doc, assets, cutoff_hz(chain, rate), rate)
+    html.write_page(os.path.join(tmp, PAGE_FILE), doc, assets, None if named else cutoff_hz(chain, rate), rate)
+    html.write_markdown(os.path.join(tmp, MARKDOWN_FILE), doc, rate)
     check_report_dir(report_dir, overwrite)  # nobody made it meanwhile
     _commit(tmp, report_dir)
   except BaseException:

@@ -4,13 +4,14 @@ the summary over files and the choice of the files that get audio and spectrogra
 `sr_jax.report.evaluation` computes and writes these, `sr_jax.report.html` shows them; both import this module,
 which imports numpy only.
 
-metrics.json::
+metrics.json of one chain (`--chain`, or the model's own chain)::
 
   {"chain": str, "checkpoint": str, ["stride": int, "window": int (the model's hop between windows and its window,
-   from launch/evaluate.py),]
-   "files": [{"name": str, "seconds": float, "model": {METRICS}, ["collab": {METRICS},] "spline": {METRICS},
-              "linear": {METRICS}, "input": {METRICS}}, ...],
+   from launch/evaluate.py),] ["sources_from": str,]
+   "files": [{"name": str, "seconds": float, ["source": str,] "model": {METRICS}, ["collab": {METRICS},]
+              "spline": {METRICS}, "linear": {METRICS}, "input": {METRICS}}, ...],
    "summary": {"model": {METRICS}, ["collab": {METRICS},] "spline": {...}, "linear": {...}, "input": {...}},
+   ["sources": [SOURCE, ...],]
    "assets": [{"name": str, "folder": str, "why": [REASON, ...]}, ...]}
 
 with METRICS = {"lsd": float, "lsd_hf": float, "lsd_lf": float, "snr": float, "si_sdr": float, ["pesq": float,
@@ -18,6 +19,22 @@ with METRICS = {"lsd": float, "lsd_hf": float, "lsd_lf": float, "snr": float, "s
 not finite or cannot be computed is null. "files" has every evaluated file, in path order; "summary" the plain mean
 over them (null where a file's value is null); "assets" the files whose audio and spectrograms were written (in the
 folder "folder" of the report), in file order, each with why it was chosen (`choose_assets`).
+
+metrics.json of named chains (`--chains`, even one): the same numbers per chain, in the order given::
+
+  {"checkpoint": str, ["stride": int, "window": int,] ["sources_from": str,]
+   "chains": [{"name": str, "chain": str, "cutoff_hz": float, "summary": {...}, "files": [...],
+               ["sources": [SOURCE, ...]]}, ...],
+   "assets": [{"chain": str, "name": str, "folder": str, "why": [REASON, ...]}, ...]}
+
+Every chain lists the same files (a file unusable for one is unusable for all); "cutoff_hz" is the LSD-HF / LSD-LF
+band edge of that chain. The assets are chosen over all (chain, file) pairs at once (`choose_assets` of the chains'
+files one after the other), in that order.
+
+Test sources: when the files can be grouped (a packaged corpus's manifest.tsv, or several subfolders of the data
+folder; see `sr_jax.report.evaluation.file_sources`), every file entry has its "source", "sources_from" says where
+the grouping came from, and each chain has "sources": SOURCE = {"source": str, ["family": str,] "files": int,
+"summary": {system: {METRICS}}}, the plain mean over that source's files, sorted by source (`group_sources`).
 
 Ranking files: a file's *LSD gain* is how much lower the model's LSD is than the cubic-spline baseline's, as a
 fraction of the latter: ``(spline LSD - model LSD) / spline LSD`` (0.59: 59% below spline; negative: worse than
@@ -45,8 +62,11 @@ LABELS = {"model": "model", "collab": "model + collaborative sampling", "spline"
           "linear": "linear interpolation", "input": "input (soxr)"}
 METRIC_LABELS = {"lsd": "LSD", "lsd_hf": "LSD-HF", "lsd_lf": "LSD-LF", "snr": "SNR (dB)", "si_sdr": "SI-SDR (dB)",
                  "pesq": "PESQ-wb", "stoi": "STOI"}
+KEY_METRICS = ("lsd", "snr", "si_sdr")  # the compact by-degradation and by-source tables' metrics (+ speech ones)
+COMPARED = "input"  # what the compact tables set the model beside: the degraded input itself
 METRICS_FILE = "metrics.json"
 PAGE_FILE = "index.html"
+MARKDOWN_FILE = "report.md"
 
 RANKED, RANK_BASELINE = "model", "spline"  # the LSD gain of RANKED over RANK_BASELINE ranks the files
 DEFAULT_MAX_ASSETS = 8
@@ -58,12 +78,14 @@ REASONS = {"first": "the first file", "best": "the file with the highest LSD gai
 
 @dataclasses.dataclass
 class FileResult:
-  """One evaluated file: its name, length, the signals (inputs, outputs, "target") at `rate`, and the metrics."""
+  """One evaluated file under one chain: its name, length, the signals (inputs, outputs, "target") at `rate`, the
+  metrics, and the chain's name."""
   name: str
   seconds: float
   rate: int
   signals: dict[str, np.ndarray]
   metrics: dict[str, dict[str, float | None]]
+  chain: str | None = None  # the named chain that made the input (None: the one chain of a single-chain report)
 
   def entry(self) -> dict:
     """The file's entry of metrics.json."""
@@ -89,17 +111,96 @@ def summarize(entries: Sequence[Mapping], systems: Sequence[str]) -> dict[str, d
   return out
 
 
+def _sources_part(entries: Sequence[Mapping], systems: Sequence[str],
+                  families: Mapping[str, str] | None) -> dict:
+  """{"sources": `group_sources`} when the entries have sources, else {}."""
+  if not entries or "source" not in entries[0]:
+    return {}
+  return {"sources": group_sources(entries, systems, families)}
+
+
 def document(chain: str, checkpoint: str, entries: list[dict], systems: Sequence[str],
-             assets: Sequence[Mapping] = (), stride: int | None = None, window: int | None = None) -> dict:
-  """The metrics.json document (with "stride" and "window", the model's hop between windows and its window, when
-  given); `assets` as {"name", "folder", "why"} in file order."""
+             assets: Sequence[Mapping] = (), stride: int | None = None, window: int | None = None,
+             sources_from: str | None = None, families: Mapping[str, str] | None = None) -> dict:
+  """The single-chain metrics.json document (with "stride" and "window", the model's hop between windows and its
+  window, when given; with "sources_from" and "sources" when the entries have a "source", `families` giving each
+  source's family); `assets` as {"name", "folder", "why"} in file order."""
   doc = {"chain": chain, "checkpoint": checkpoint}
-  if stride is not None:
-    doc["stride"] = int(stride)
-  if window is not None:
-    doc["window"] = int(window)
+  doc.update(_run_part(stride, window, sources_from))
   return {**doc, "files": entries, "summary": summarize(entries, systems),
+          **_sources_part(entries, systems, families),
           "assets": [{"name": a["name"], "folder": a["folder"], "why": list(a["why"])} for a in assets]}
+
+
+def _run_part(stride: int | None, window: int | None, sources_from: str | None) -> dict:
+  out = {}
+  if stride is not None:
+    out["stride"] = int(stride)
+  if window is not None:
+    out["window"] = int(window)
+  if sources_from is not None:
+    out["sources_from"] = sources_from
+  return out
+
+
+def chains_document(checkpoint: str, chains: Sequence[Mapping], systems: Sequence[str],
+                    assets: Sequence[Mapping] = (), stride: int | None = None, window: int | None = None,
+                    sources_from: str | None = None, families: Mapping[str, str] | None = None) -> dict:
+  """The named-chains metrics.json document: `chains` as {"name", "chain", "cutoff_hz", "files"} in the order
+  given (each gets its summary, and its sources when the entries have them); `assets` as {"chain", "name",
+  "folder", "why"} in (chain, file) order."""
+  doc = {"checkpoint": checkpoint, **_run_part(stride, window, sources_from)}
+  doc["chains"] = [{"name": c["name"], "chain": c["chain"], "cutoff_hz": float(c["cutoff_hz"]),
+                    "summary": summarize(c["files"], systems), "files": c["files"],
+                    **_sources_part(c["files"], systems, families)} for c in chains]
+  doc["assets"] = [{"chain": a["chain"], "name": a["name"], "folder": a["folder"], "why": list(a["why"])}
+                   for a in assets]
+  return doc
+
+
+def chain_views(doc: Mapping) -> list[Mapping]:
+  """A document's chains, whatever its layout: the "chains" of a named-chains document, or the one chain of a
+  single-chain document as {"name": None, "chain", "summary", "files", ["sources"]}."""
+  if "chains" in doc:
+    return list(doc["chains"])
+  view = {"name": None, "chain": doc["chain"], "summary": doc["summary"], "files": doc["files"]}
+  if "sources" in doc:
+    view["sources"] = doc["sources"]
+  return [view]
+
+
+def chain_label(view: Mapping) -> str:
+  """How the tables name a chain: its name, or the chain itself for a single-chain report's unnamed one."""
+  if view["name"] is not None:
+    return view["name"]
+  return view["chain"] or "(no degradation)"
+
+
+def group_sources(entries: Sequence[Mapping], systems: Sequence[str],
+                  families: Mapping[str, str] | None = None) -> list[dict]:
+  """The entries grouped by their "source": [{"source", ["family"], "files", "summary"}], sorted by source (names
+  in parentheses, such as "(not in manifest)", last); a source's "family" when `families` names it."""
+  groups: dict[str, list[Mapping]] = {}
+  for entry in entries:
+    groups.setdefault(entry["source"], []).append(entry)
+  out = []
+  for source in sorted(groups, key=lambda s: (s.startswith("("), s)):
+    row = {"source": source}
+    if families and source in families:
+      row["family"] = families[source]
+    out.append({**row, "files": len(groups[source]), "summary": summarize(groups[source], systems)})
+  return out
+
+
+def improvement(model: float | None, baseline: float | None, metric: str) -> float | None:
+  """How much better `model` is than `baseline` in `metric`: for LSD (lower is better) how much lower, as a
+  fraction of the baseline (`lsd_gain`'s definition); for the others how much higher, in their unit (dB for SNR
+  and SI-SDR). None without both values, or with a baseline LSD of 0."""
+  if model is None or baseline is None:
+    return None
+  if LOWER_IS_BETTER[metric]:
+    return (baseline - model) / baseline if baseline > 0 else None
+  return model - baseline
 
 
 def lsd_gain(entry: Mapping) -> float | None:

@@ -355,8 +355,8 @@ def test_assets_only_for_the_first_best_median_and_worst(many):
   assert doc["assets"] == [{"name": MANY[i], "folder": MANY[i][:-4], "why": expected[i]} for i in sorted(expected)]
   assert _contents(report_dir) == {MANY[i][:-4]: ["input.wav", "model.wav", "spectrograms.png", "target.wav"]
                                    for i in expected}
-  assert sorted(f for f in os.listdir(report_dir) if not os.path.isdir(report_dir / f)) == ["index.html",
-                                                                                            "metrics.json"]
+  assert sorted(f for f in os.listdir(report_dir) if not os.path.isdir(report_dir / f)) == [
+      "index.html", "metrics.json", "report.md"]
   for i in expected:  # the written audio is the model's output for that file (up to 16-bit quantisation)
     inputs, target = expected_signals(paths[MANY[i]], MANY[i])
     model, _ = audio_lib.read(str(report_dir / MANY[i][:-4] / "model.wav"), mono=True)
@@ -517,3 +517,29 @@ def test_launcher_with_a_trained_model(trained, tmp_path):
     model = metrics_lib.all_metrics(target, files["model"][0], RATE, 2000.0)
     assert core["model"] == pytest.approx(model, rel=2e-3, abs=2e-3)
     assert core["model"] != core["input"]
+
+
+def test_launcher_with_named_chains_gives_the_single_chain_numbers(trained, tmp_path):
+  """--chains (here a file) runs the model once over both chains; each chain's numbers equal those of a --chain run
+  of it alone (the same per-file seeds), and the time line covers both chains."""
+  workdir, data = trained
+  spec = tmp_path / "chains.txt"
+  spec.write_text("# the card's degradations\nbw4k=sample 4000 16000\n\nnoisy=noise white 20  # full band\n")
+  common = [f"--workdir={workdir}", f"--data={data}", "--max_seconds=0.5", "--seed=2", "--max_assets=1"]
+  both, bw4k, noisy = _launch_all([
+      common + [f"--report={tmp_path / 'both'}", f"--chains={spec}"],
+      common + [f"--report={tmp_path / 'bw4k'}", "--chain=sample 4000 16000"],
+      common + [f"--report={tmp_path / 'noisy'}", "--chain=noise white 20"]])
+  assert both.returncode == bw4k.returncode == noisy.returncode == 0, both.stderr + bw4k.stderr + noisy.stderr
+  assert re.search(r"time: [0-9.]+ s for 2 files x 2 chains, [0-9.]+ s in the model's enhance calls .*; the rest "
+                   r".* [0-9]+ ms per file and chain", both.stdout), both.stdout
+  assert "[4/4] tiny-test-001.wav [noisy]: model LSD" in both.stdout
+  docs = {name: json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("both", "bw4k", "noisy")}
+  assert [c["name"] for c in docs["both"]["chains"]] == ["bw4k", "noisy"]
+  for view in docs["both"]["chains"]:
+    single = docs[view["name"]]
+    assert [e["name"] for e in view["files"]] == [e["name"] for e in single["files"]]
+    for mine, theirs in zip(view["files"] + [view["summary"]], single["files"] + [single["summary"]]):
+      for system in ("model", "spline", "input"):
+        assert mine[system] == pytest.approx(theirs[system], rel=1e-9, abs=1e-12), (view["name"], system)
+  assert len(docs["both"]["assets"]) == 1 and (tmp_path / "both" / "report.md").exists()

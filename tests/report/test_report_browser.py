@@ -163,3 +163,54 @@ def test_headers_sort_the_files_table(tmp_path):
       ["model/1 descending", ["f2.wav", "f20.wav", "f1.wav", "f3.wav", "f10.wav"]],  # SNR 9, 8, 7, 6, 5
   ]
   assert "CONSOLE" not in result.stderr, result.stderr
+
+
+# Clicks the per-file table's "chain", then "source" header and records the (file, chain, source) rows after each.
+CHAIN_PROBE = """<script>
+window.addEventListener("load", function () {
+  var table = document.getElementById("files"), out = [];
+  function rows() {
+    return Array.prototype.map.call(table.tBodies[0].rows, function (r) {
+      return [r.cells[0].textContent, r.cells[1].textContent, r.cells[2].textContent];
+    });
+  }
+  ["chain", "chain", "source"].forEach(function (text) {
+    Array.prototype.filter.call(table.tHead.rows[0].cells, function (c) { return c.textContent === text; })[0].click();
+    out.push(rows());
+  });
+  var pre = document.createElement("pre");
+  pre.id = "probe-result";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def test_named_chains_page_sorts_by_chain_and_source(tmp_path):
+  """A named-chains page with sources: no console errors, and the chain and source columns sort as text (ties keep
+  their order)."""
+  def entry(name, source, lsd):
+    return {"name": name, "seconds": 1.0, "source": source, "model": {"lsd": lsd, "snr": 5.0},
+            "spline": {"lsd": 2.0, "snr": 4.0}, "input": {"lsd": 2.5, "snr": 3.0}}
+
+  def chain(name, lsd):
+    files = [entry("f1.wav", "vox", lsd), entry("f2.wav", "band", lsd + 0.1)]
+    summary = {s: {"lsd": 1.0, "snr": 4.0} for s in ("model", "spline", "input")}
+    group = [{"source": s, "files": 1, "summary": summary} for s in ("band", "vox")]
+    return {"name": name, "chain": "telephone", "cutoff_hz": 8000.0, "summary": summary, "files": files,
+            "sources": group}
+
+  doc = {"checkpoint": "k", "sources_from": "subfolders", "chains": [chain("zz", 1.0), chain("aa", 1.5)],
+         "assets": []}
+  page = tmp_path / "index.html"
+  page.write_text(html_lib.page(doc, {}, None, 16000).replace("</body>", CHAIN_PROBE + "</body>"), encoding="utf-8")
+  result = _chromium(tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom", f"file://{page}")
+  match = re.search(r'<pre id="probe-result">(.*?)</pre>', result.stdout, re.DOTALL)
+  assert match, result.stderr[-2000:]
+  seen = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+  assert seen == [
+      [["f1.wav", "aa", "vox"], ["f2.wav", "aa", "band"], ["f1.wav", "zz", "vox"], ["f2.wav", "zz", "band"]],
+      [["f1.wav", "zz", "vox"], ["f2.wav", "zz", "band"], ["f1.wav", "aa", "vox"], ["f2.wav", "aa", "band"]],
+      [["f2.wav", "zz", "band"], ["f2.wav", "aa", "band"], ["f1.wav", "zz", "vox"], ["f1.wav", "aa", "vox"]],
+  ]
+  assert "CONSOLE" not in result.stderr, result.stderr

@@ -91,3 +91,45 @@ def test_document_keys():
                  "summary": {"model": {"lsd": 1.0}},
                  "assets": [{"name": "a.wav", "folder": "a", "why": ["first"]}]}
   assert list(schema.document("c", "k", entries, ["model"])) == ["chain", "checkpoint", "files", "summary", "assets"]
+
+
+def test_chains_document_and_chain_views():
+  a = [{"name": "x.wav", "seconds": 1.0, "source": "s", "model": {"lsd": 1.0}},
+       {"name": "y.wav", "seconds": 1.0, "source": "r", "model": {"lsd": 2.0}}]
+  b = [{"name": "x.wav", "seconds": 1.0, "model": {"lsd": 3.0}}]
+  doc = schema.chains_document("ckpt", [{"name": "a", "chain": "telephone", "cutoff_hz": 8000, "files": a},
+                                        {"name": "b", "chain": "sample 4000 16000", "cutoff_hz": 2000.0, "files": b}],
+                               ["model"], [{"chain": "b", "name": "x.wav", "folder": "b_x", "why": ("first",)}],
+                               window=8, sources_from="subfolders", families={"s": "fam"})
+  assert doc == {
+      "checkpoint": "ckpt", "window": 8, "sources_from": "subfolders",
+      "chains": [{"name": "a", "chain": "telephone", "cutoff_hz": 8000.0, "summary": {"model": {"lsd": 1.5}},
+                  "files": a, "sources": [{"source": "r", "files": 1, "summary": {"model": {"lsd": 2.0}}},
+                                          {"source": "s", "family": "fam", "files": 1,
+                                           "summary": {"model": {"lsd": 1.0}}}]},
+                 {"name": "b", "chain": "sample 4000 16000", "cutoff_hz": 2000.0, "summary": {"model": {"lsd": 3.0}},
+                  "files": b}],
+      "assets": [{"chain": "b", "name": "x.wav", "folder": "b_x", "why": ["first"]}]}
+  assert schema.chain_views(doc) == doc["chains"]
+  single = schema.document("telephone", "ckpt", b, ["model"])
+  assert schema.chain_views(single) == [{"name": None, "chain": "telephone", "summary": {"model": {"lsd": 3.0}},
+                                         "files": b}]
+  assert [schema.chain_label(v) for v in doc["chains"] + schema.chain_views(single)] == ["a", "b", "telephone"]
+  assert schema.chain_label({"name": None, "chain": ""}) == "(no degradation)"
+
+
+def test_group_sources_order_and_means():
+  entries = [{"source": "(not in manifest)", "m": {"lsd": 9.0}}, {"source": "b", "m": {"lsd": 1.0}},
+             {"source": "a", "m": {"lsd": 2.0}}, {"source": "b", "m": {"lsd": 4.0}}]
+  assert schema.group_sources(entries, ["m"], {"b": "fam-b", "z": "unused"}) == [
+      {"source": "a", "files": 1, "summary": {"m": {"lsd": 2.0}}},
+      {"source": "b", "family": "fam-b", "files": 2, "summary": {"m": {"lsd": 2.5}}},
+      {"source": "(not in manifest)", "files": 1, "summary": {"m": {"lsd": 9.0}}}]
+
+
+def test_improvement():
+  assert schema.improvement(1.0, 4.0, "lsd") == 0.75  # 75% below the baseline, as lsd_gain
+  assert schema.improvement(5.0, 4.0, "lsd_hf") == -0.25
+  assert schema.improvement(12.5, 10.0, "snr") == 2.5 and schema.improvement(1.0, 3.0, "si_sdr") == -2.0
+  assert schema.improvement(0.9, 0.8, "stoi") == pytest.approx(0.1)
+  assert schema.improvement(None, 1.0, "lsd") is None and schema.improvement(1.0, 0.0, "lsd") is None

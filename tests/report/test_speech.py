@@ -97,6 +97,11 @@ def test_report_has_the_speech_metrics(tmp_path):
     assert json.load(f) == doc
   text = (tmp_path / "with" / "index.html").read_text(encoding="utf-8")
   assert "PESQ-wb" in text and "STOI" in text
+  # report.md's by-degradation table has the model's and the input's PESQ and STOI, and the model's gain.
+  table = (tmp_path / "with" / "report.md").read_text(encoding="utf-8").split("## By degradation")[1]
+  header = table.strip().splitlines()[0]
+  for column in ("PESQ-wb model", "PESQ-wb input", "PESQ-wb gain", "STOI model", "STOI input", "STOI gain"):
+    assert f" {column} |" in header
 
 
 def test_without_the_packages_the_report_leaves_them_out(tmp_path, monkeypatch):
@@ -110,4 +115,5 @@ def test_without_the_packages_the_report_leaves_them_out(tmp_path, monkeypatch):
   assert set(doc["summary"]["model"]) == {"lsd", "lsd_hf", "lsd_lf", "snr", "si_sdr"}
   text = (tmp_path / "without" / "index.html").read_text(encoding="utf-8")
   assert "PESQ" not in text and "STOI" not in text
-  assert sorted(os.listdir(tmp_path / "without")) == ["index.html", "metrics.json", "s0"]
+  assert "PESQ" not in (tmp_path / "without" / "report.md").read_text(encoding="utf-8")
+  assert sorted(os.listdir(tmp_path / "without")) == ["index.html", "metrics.json", "report.md", "s0"]
