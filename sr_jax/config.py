@@ -122,7 +122,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   l.lambda_corridor = 0.0  # 0 = no corridor term
   l.corridor_floor_db = -12.0  # the floor, dB below the target's band level (< 0)
   l.corridor_pool = 1  # bins pooled into one band before the floor is applied (must divide every n_fft / 2)
-  l.corridor_ceiling_db = ml_collections.config_dict.placeholder(float)  # dB above the target's bin level; None: no ceiling
+  # the ceiling, dB above the target's bin level (None: no ceiling)
+  l.corridor_ceiling_db = ml_collections.config_dict.placeholder(float)
   l.adv_start_step = 10  # adversarial term switches on at this step ...
   l.adv_start_d_loss = -1.0  # ... or (if > 0) once the discriminator's running loss falls below this
 
@@ -264,7 +265,8 @@ def apply_overrides(config: ml_collections.ConfigDict, arg: str | None) -> ml_co
     kind = node.get_ref(leaf).get_type() if old is None else type(old)  # a None field (placeholder) has a type too
     if kind is float and isinstance(parsed, int) and not isinstance(parsed, bool):
       parsed = float(parsed)
-    if not (isinstance(parsed, kind) or (kind is tuple and isinstance(parsed, list)) or (parsed is None and old is None)):
+    fits = isinstance(parsed, kind) or (kind is tuple and isinstance(parsed, list))
+    if not (fits or (parsed is None and old is None)):
       raise UserError(f"config field {path!r} expects {kind.__name__}, got {value!r}")
     node[leaf] = tuple(parsed) if kind is tuple and parsed is not None else parsed
   return config

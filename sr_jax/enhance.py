@@ -167,7 +167,8 @@ class Enhancer:
       if "disc" not in e.parts:
         raise
       raise UserError(f"{e}; collaborative sampling (--collab) needs one: train a critic against this generator "
-                      "and shape it (`sr-jax recipe --config=piano_r4_16k --stages=critic`, then `sr-jax shape`, show how)") from None
+                      "and shape it (`sr-jax recipe --config=piano_r4_16k --stages=critic`, then `sr-jax shape`, "
+                      "show how)") from None
     except UserError:
       raise
     except Exception as e:  # orbax/tensorstore errors of a damaged checkpoint

@@ -1,5 +1,6 @@
-"""The config files: overrides, the defaults they start from, and the recipes (configs/piano_*.py, music_16k, speech_16k):
-each stage's values that matter, the chain of stages, and the last stage equal to the shipped model's saved config."""
+"""The config files: overrides, the defaults they start from, and the recipes (configs/piano_*.py, music_16k.py,
+speech_16k.py): each stage's values that matter, the chain of stages, and the last stage equal to the shipped model's
+saved config."""
 
 import ast
 import json

@@ -161,15 +161,16 @@ def _bad(piece: str, text: str, reason: str) -> UserError:
   return UserError(f"bad degradation step {piece!r} in chain {text!r}: {reason}; grammar: {GRAMMAR}")
 
 
-def _split_steps(text: str) -> list[str]:
-  """The chain's comma-separated pieces; commas inside quotes do not split."""
+def split_outside_quotes(text: str, separator: str = ",") -> list[str]:
+  """`text` split at `separator` except inside quotes: a chain's steps at commas (a quoted mix FOLDER may hold one),
+  named chains at semicolons."""
   pieces, current, quote = [], [], None
   for char in text:
     if quote:
       quote = None if char == quote else quote
     elif char in "'\"":
       quote = char
-    elif char == ",":
+    elif char == separator:
       pieces.append("".join(current))
       current = []
       continue
@@ -363,7 +364,7 @@ def _rate_problem(step: Step, rate: int) -> str | None:
   return None
 
 
-def _check_steps(steps: Sequence[Step], rate: int | None, text: str, run: bool) -> None:
+def check_steps(steps: Sequence[Step], rate: int | None, text: str, run: bool) -> None:
   """UserErrors for steps that cannot run at `rate` (if known) and, when `run`, for what they need to run (the
   optional pyroomacoustics, libsndfile's codecs, a mix folder with audio files)."""
   for step in steps:
@@ -393,12 +394,12 @@ def parse_chain(text: Chain) -> tuple[Step, ...]:
     return tuple(text)
   if not text.strip():
     return ()
-  steps = tuple(_parse_step(piece.strip(), text) for piece in _split_steps(text))
+  steps = tuple(_parse_step(piece.strip(), text) for piece in split_outside_quotes(text))
   samples = [s for s in steps if s.name == "sample"]
   if len(samples) > 1:
     raise _bad(str(samples[1]), text, "at most one 'sample' step is allowed")
   if samples:
-    _check_steps(steps, samples[0].args[1], text, run=False)
+    check_steps(steps, samples[0].args[1], text, run=False)
   return steps
 
 
@@ -748,7 +749,7 @@ def degrade(audio: np.ndarray, rate: int, chain: Chain, seed: int,
   if int(seed) < 0:
     raise UserError(f"the degradation seed must not be negative, got {seed}")
   target_rate = chain_rates(steps)[1] or rate
-  _check_steps(steps, target_rate, chain if isinstance(chain, str) else ",".join(map(str, steps)), run=True)
+  check_steps(steps, target_rate, chain if isinstance(chain, str) else ",".join(map(str, steps)), run=True)
   target = audio_lib.resample(audio, rate, target_rate)
   x = target
   for index, step in enumerate(steps):

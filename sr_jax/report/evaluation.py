@@ -109,24 +109,8 @@ def check_chain(chain: degrade_lib.Chain, rate: int | None = None) -> tuple[degr
 
   steps = degrade_lib.parse_chain(chain)
   text = chain if isinstance(chain, str) else ",".join(map(str, steps))
-  degrade_lib._check_steps(steps, rate, text, run=True)  # pylint: disable=protected-access
+  degrade_lib.check_steps(steps, rate, text, run=True)
   return steps
-
-
-def _split_outside_quotes(text: str, separator: str) -> list[str]:
-  """`text` split at `separator`, except inside quotes (a chain's quoted mix FOLDER may hold one)."""
-  pieces, current, quote = [], [], None
-  for char in text:
-    if quote:
-      quote = None if char == quote else quote
-    elif char in "'\"":
-      quote = char
-    elif char == separator:
-      pieces.append("".join(current))
-      current = []
-      continue
-    current.append(char)
-  return pieces + ["".join(current)]
 
 
 def parse_chains(spec: str) -> dict[str, str]:
@@ -143,9 +127,11 @@ def parse_chains(spec: str) -> dict[str, str]:
         lines = f.read().splitlines()
     except (OSError, UnicodeDecodeError) as e:
       raise UserError(f"--chains={spec}: cannot read the file ({e})") from None
-    pieces = [(f"{spec} line {n}", _split_outside_quotes(line, "#")[0]) for n, line in enumerate(lines, 1)]
+    pieces = [(f"{spec} line {n}", degrade_lib.split_outside_quotes(line, "#")[0])
+              for n, line in enumerate(lines, 1)]
   elif "=" in spec:
-    pieces = [(f"--chains piece {n}", piece) for n, piece in enumerate(_split_outside_quotes(spec, ";"), 1)]
+    pieces = [(f"--chains piece {n}", piece)
+              for n, piece in enumerate(degrade_lib.split_outside_quotes(spec, ";"), 1)]
   else:
     raise UserError(f"--chains={spec!r} is neither a file nor NAME=CHAIN;NAME=CHAIN... (e.g. --chains='bw4k=sample "
                     "4000 16000;noise10=noise random 10')")
