@@ -26,7 +26,7 @@ import sys
 
 from absl import app, flags
 
-from sr_jax import resources
+from sr_jax.cli import model_flags
 from sr_jax.data import windows
 from sr_jax.errors import UserError, exit_on_user_error
 
@@ -36,10 +36,6 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".
 COLLAB_KNOBS = ("eta", "max_steps", "layer", "step_size")
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Training workdir: its latest checkpoint (or --step).")
-flags.DEFINE_string("model", None, "Or a shipped model by name (e.g. piano_r4_16k; pretrained/NAME).")
-flags.DEFINE_string("checkpoint", None, "Or a checkpoint folder: one step folder (state/ + config/).")
-flags.DEFINE_integer("step", None, "Checkpoint step of --workdir (default: the latest).")
 flags.DEFINE_string("input", None, "Audio file, or a folder of audio files (not searched recursively).")
 flags.DEFINE_string("output", None, "Output file (format from its extension), or a folder (required for a folder "
                     "--input; a file --input keeps its name there).")
@@ -68,23 +64,9 @@ flags.DEFINE_float("step_size", None, "Collaborative sampling: step size (config
 flags.DEFINE_bool("progress", None, "Show a progress bar (default: on a terminal only).")
 
 
-def model_folder() -> str:
-  """The folder of the model to load: --workdir, --checkpoint or the shipped --model."""
-  return resources.model_path(FLAGS.model) if FLAGS.model else os.path.expanduser(FLAGS.workdir or FLAGS.checkpoint)
-
-
 def check_flags() -> None:
   """The flag mistakes found before any file is read."""
-  given = [k for k in ("workdir", "checkpoint", "model") if FLAGS[k].value is not None]
-  if len(given) != 1:
-    raise UserError("give exactly one of --workdir (a training run), --checkpoint (a checkpoint folder) and --model "
-                    "(a shipped model's name)")
-  if FLAGS.model is not None:
-    resources.model_path(FLAGS.model)  # an unknown name fails before any file is read
-  if FLAGS.step is not None and FLAGS.workdir is None:
-    raise UserError("--step picks a checkpoint of --workdir; --checkpoint already names one step folder")
-  if FLAGS.step is not None and FLAGS.step < 0:
-    raise UserError(f"--step must not be negative, got {FLAGS.step}")
+  model_flags.check(step_needs_workdir=True)
   for name in ("input", "output"):
     if not FLAGS[name].value:
       raise UserError(f"--{name} is required")
@@ -127,7 +109,7 @@ def main(argv: list[str]) -> None:
     enhance.output_format(dst)
     enhance.check_output(src, dst, FLAGS.overwrite)
   overrides = {k: FLAGS[k].value for k in COLLAB_KNOBS}
-  enhancer = enhance.Enhancer(model_folder(), FLAGS.step, batch_size=FLAGS.batch_size,
+  enhancer = enhance.Enhancer(model_flags.folder(), FLAGS.step, batch_size=FLAGS.batch_size,
                               collab=FLAGS.collab, collab_overrides=overrides, stride=FLAGS.stride,
                               window=FLAGS.window)
   collab = f", collaborative sampling ({'shaped' if enhancer.shaped else 'trained'} discriminator)"

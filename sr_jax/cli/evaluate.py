@@ -32,16 +32,12 @@ import time
 from absl import app
 from absl import flags
 
-from sr_jax import resources
+from sr_jax.cli import model_flags
 from sr_jax.data import windows
 from sr_jax.errors import UserError, exit_on_user_error
 from sr_jax.report import evaluation, schema
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Training workdir to evaluate (its latest checkpoint, or --step).")
-flags.DEFINE_string("model", None, "Or a shipped model by name (e.g. piano_r4_16k; pretrained/NAME).")
-flags.DEFINE_string("checkpoint", None, "Or a checkpoint folder: a checkpoints/ folder or one step folder.")
-flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the latest).")
 flags.DEFINE_string("data", None, "Folder of clean reference audio files (any format and rate, searched "
                     "recursively), e.g. a corpus split folder such as CORPUS/test.")
 flags.DEFINE_string("chain", None, "Degradation chain making the inputs, e.g. 'sample 4000 16000,whitenoise 0 0.002' "
@@ -68,19 +64,9 @@ flags.DEFINE_integer("window", None, "The model's window in samples (default: th
                      "both at the training window.")
 
 
-def model_folder() -> str:
-  """The folder of the model to load: --workdir, --checkpoint or the shipped --model."""
-  return resources.model_path(FLAGS.model) if FLAGS.model else os.path.expanduser(FLAGS.workdir or FLAGS.checkpoint)
-
-
 def check_flags() -> dict[str, str] | None:
   """The flag mistakes found before anything is loaded; returns --chains as {name: chain} (None without it)."""
-  given = [k for k in ("workdir", "checkpoint", "model") if FLAGS[k].value is not None]
-  if len(given) != 1:
-    raise UserError("give exactly one of --workdir (a training run), --checkpoint (a checkpoint folder) and --model "
-                    "(a shipped model's name)")
-  if FLAGS.model is not None:
-    resources.model_path(FLAGS.model)  # an unknown name fails before any file is read
+  model_flags.check(step_needs_workdir=False)
   for name in ("data", "report"):
     if not FLAGS[name].value:
       raise UserError(f"--{name} is required")
@@ -92,8 +78,6 @@ def check_flags() -> dict[str, str] | None:
     raise UserError(f"--max_seconds must be > 0, got {FLAGS.max_seconds}")
   if FLAGS.seed < 0:
     raise UserError(f"--seed must not be negative, got {FLAGS.seed}")
-  if FLAGS.step is not None and FLAGS.step < 0:
-    raise UserError(f"--step must not be negative, got {FLAGS.step}")
   if FLAGS.stride is not None:
     windows.check_count(FLAGS.stride, "--stride")
   if FLAGS.window is not None:
@@ -149,7 +133,7 @@ def main(argv: list[str]) -> None:
   named = check_flags()
   evaluation.check_report_dir(FLAGS.report, FLAGS.overwrite)
   files = evaluation.clean_files(FLAGS.data, FLAGS.max_files, exclude=FLAGS.report)
-  config, checkpoint, systems, enhancer = build_systems(model_folder(), FLAGS.step, FLAGS.collab,
+  config, checkpoint, systems, enhancer = build_systems(model_flags.folder(), FLAGS.step, FLAGS.collab,
                                                         FLAGS.stride, FLAGS.window)
   chain = named if named is not None else FLAGS.chain if FLAGS.chain is not None else config.data.chain
   chains = named if named is not None else {None: chain}

@@ -1,0 +1,37 @@
+"""The flags that name the model to load, shared by `sr-jax enhance` and `sr-jax evaluate`: exactly one of --workdir
+(a training run), --checkpoint (a checkpoint folder) and --model (a shipped model's name), and --step."""
+
+from __future__ import annotations
+
+import os
+
+from absl import flags
+
+from sr_jax import resources
+from sr_jax.errors import UserError
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "A training run's folder: its latest checkpoint (or --step).")
+flags.DEFINE_string("model", None, "Or a shipped model by name (e.g. piano_r4_16k; pretrained/NAME).")
+flags.DEFINE_string("checkpoint", None, "Or a checkpoint folder: a checkpoints/ folder or one step folder "
+                    "(state/ + config/, e.g. an exported model).")
+flags.DEFINE_integer("step", None, "Checkpoint step of --workdir (or of a checkpoints/ folder; default: the latest).")
+
+
+def check(step_needs_workdir: bool = False) -> None:
+  """The model flags' mistakes, found before any file is read (an unknown --model name included)."""
+  given = [k for k in ("workdir", "checkpoint", "model") if FLAGS[k].value is not None]
+  if len(given) != 1:
+    raise UserError("give exactly one of --workdir (a training run), --checkpoint (a checkpoint folder) and --model "
+                    "(a shipped model's name)")
+  if FLAGS.model is not None:
+    resources.model_path(FLAGS.model)
+  if FLAGS.step is not None and (FLAGS.model is not None or (step_needs_workdir and FLAGS.workdir is None)):
+    raise UserError("--step picks a checkpoint of --workdir; --checkpoint and --model already name one step folder")
+  if FLAGS.step is not None and FLAGS.step < 0:
+    raise UserError(f"--step must not be negative, got {FLAGS.step}")
+
+
+def folder() -> str:
+  """The folder of the model to load."""
+  return resources.model_path(FLAGS.model) if FLAGS.model else os.path.expanduser(FLAGS.workdir or FLAGS.checkpoint)
