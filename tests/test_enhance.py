@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 import soxr
 
+from sr_jax import config as config_lib
 from sr_jax import enhance
 from sr_jax.data import windows as windows_lib
 from sr_jax.errors import UserError
@@ -309,8 +310,9 @@ def test_the_configs_enhance_window_is_the_default(tmp_path):
 
 
 def test_geometry_of_configs_with_and_without_enhance_window():
-  """enhance.geometry by hand: the key absent (a config saved before it existed) or 0 means the training window;
-  collab keeps the training window whatever the key says and refuses another one given."""
+  """enhance.geometry by hand: the key 0, or absent from a config saved before it existed (read back through
+  sr_jax.config.complete), means the training window; collab keeps the training window whatever the key says and
+  refuses another one given."""
   from configs import tiny
 
   c = tiny.get_config()  # depth 3, window 512, eval_stride 256
@@ -321,8 +323,9 @@ def test_geometry_of_configs_with_and_without_enhance_window():
   with pytest.raises(UserError, match=r"collaborative sampling runs at the training window \(512 samples\): drop "
                                       r"the window \(4096\)"):
     enhance.geometry(c, 4096, collab=True)
-  del c.data["enhance_window"]
-  assert enhance.geometry(c) == (512, 256)
+  saved = c.to_dict()
+  del saved["data"]["enhance_window"]
+  assert enhance.geometry(config_lib.complete(saved)) == (512, 256)
 
 
 @pytest.mark.parametrize("kwargs, words", [(dict(window=1000), "window 1000 does not fit a depth-3 network"),
