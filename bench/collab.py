@@ -3,7 +3,7 @@ r"""What do K steps of collaborative sampling cost, in time and memory, against 
   python bench/collab.py [--k=0,1,10,100 --batch=16 --repeats=3 --json=FILE]
                          [--depth=4 --width=0.25 --window=2048 --layer=2 --disc=global|patch]
 
-Networks: the generator of configs/quickstart.py (depth 4, width 1/4, window 2048) and its discriminator
+Networks: the generator of configs/quickstart.py (or --depth, --width, --window) and its discriminator
 (loss.lambda_adv > 0; config.disc), untrained (initialised as training initialises them); --batch windows of noise.
 The sampler is sr_jax.sampling.CollaborativeSampler with eta = 1.0, so that no window stops early and exactly K
 iterations run (checked: column `iterations`). Reference rows:
@@ -51,9 +51,9 @@ def define_flags() -> None:
   flags.DEFINE_list("k", ["0", "1", "10", "100"], "Numbers of iterations K.")
   flags.DEFINE_integer("batch", 16, "Windows per call.")
   flags.DEFINE_integer("repeats", 3, "Timed calls per row.")
-  flags.DEFINE_integer("depth", None, "Generator depth (default: quickstart's 4).")
-  flags.DEFINE_float("width", None, "Generator width (default: quickstart's 0.25).")
-  flags.DEFINE_integer("window", None, "Window (default: quickstart's 2048).")
+  flags.DEFINE_integer("depth", None, "Generator depth (default: quickstart's).")
+  flags.DEFINE_float("width", None, "Generator width (default: quickstart's).")
+  flags.DEFINE_integer("window", None, "Window (default: quickstart's).")
   flags.DEFINE_integer("layer", None, "Up block refined (default: config.collab.layer).")
   flags.DEFINE_enum("disc", None, ["global", "patch"], "Discriminator kind (default: config.disc.kind).")
   flags.DEFINE_string("json", None, "Also write the table as JSON here.")
