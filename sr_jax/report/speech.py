@@ -24,6 +24,10 @@ from absl import logging
 from sr_jax.data import audio as audio_lib
 
 PESQ_RATE = 16000  # P.862.2 (wideband PESQ) is defined at 16 kHz
+# P.862 is defined for stimuli of about 8-30 s, and the pesq package's C code crashes the process (a segmentation
+# fault, nothing Python can catch) on files of a few minutes: longer files are scored in equal consecutive segments
+# of at most this length, and their scores averaged, weighted by length.
+PESQ_MAX_SECONDS = 30.0
 PACKAGES = {"pesq": "pesq", "stoi": "pystoi"}  # metric -> the module that computes it
 
 # metric name -> score(reference, estimate, rate) -> float | None
@@ -46,16 +50,23 @@ def _usable(reference: np.ndarray, estimate: np.ndarray) -> bool:
 
 def pesq_wb(module, reference: np.ndarray, estimate: np.ndarray, rate: int) -> float | None:
   """Wideband PESQ of `estimate` against `reference` (mono, same length, at `rate`), or None where the pesq
-  package reports an error (no utterance found, too short)."""
+  package reports an error (no utterance found, too short) in every segment (see PESQ_MAX_SECONDS)."""
   if not _usable(reference, estimate):
     return None
   reference, estimate = np.asarray(reference, np.float64), np.asarray(estimate, np.float64)
   if rate != PESQ_RATE:
     reference = audio_lib.resample(reference, rate, PESQ_RATE)
     estimate = audio_lib.resample(estimate, rate, PESQ_RATE)
-  value = module.pesq(PESQ_RATE, reference, estimate, "wb", on_error=module.PesqError.RETURN_VALUES)
-  # On an error the package returns a negative error code instead of a score (scores are >= ~1.0).
-  return float(value) if isinstance(value, float) and math.isfinite(value) and value >= 0 else None
+  limit = int(PESQ_MAX_SECONDS * PESQ_RATE)
+  count = -(-len(reference) // limit)
+  scores, weights = [], []
+  for ref, est in zip(np.array_split(reference, count), np.array_split(estimate, count)):
+    value = module.pesq(PESQ_RATE, ref, est, "wb", on_error=module.PesqError.RETURN_VALUES)
+    # On an error the package returns a negative error code instead of a score (scores are >= ~1.0).
+    if isinstance(value, float) and math.isfinite(value) and value >= 0:
+      scores.append(value)
+      weights.append(len(ref))
+  return float(np.average(scores, weights=weights)) if scores else None
 
 
 def stoi(module, reference: np.ndarray, estimate: np.ndarray, rate: int) -> float | None:

@@ -52,6 +52,22 @@ def test_values_are_sane():
 
 
 @needs_packages
+def test_long_files_are_scored_in_segments_without_crashing():
+  """PESQ of a 3-minute file (the pesq package's C code crashes the process on such lengths) is the length-weighted
+  mean of the package's own scores of its equal segments of at most PESQ_MAX_SECONDS."""
+  import pesq as pesq_module  # noqa: PLC0415
+
+  x = np.concatenate([speech_like(seconds=30.0, seed=s) for s in range(6)])  # 180 s
+  y = noised(x, 10.0)
+  segments = [(r, e) for r, e in zip(np.array_split(x.astype(np.float64), 6), np.array_split(y.astype(np.float64), 6))]
+  want = np.mean([pesq_module.pesq(RATE, r, e, "wb") for r, e in segments])  # six segments of exactly 30 s
+  assert speech.scorers()["pesq"](x, y, RATE) == pytest.approx(want, abs=1e-6)
+  short = noised(speech_like(seconds=5.0), 10.0)
+  assert speech.scorers()["pesq"](speech_like(seconds=5.0), short, RATE) == pytest.approx(
+      pesq_module.pesq(RATE, speech_like(seconds=5.0).astype(np.float64), short.astype(np.float64), "wb"), abs=1e-6)
+
+
+@needs_packages
 def test_other_rates_and_uncomputable_cases():
   scorers = speech.scorers()
   x, heavy = speech_like(), noised(speech_like(), 0.0)
