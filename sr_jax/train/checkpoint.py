@@ -86,7 +86,15 @@ class Checkpointer:
       raise UserError(f"workdir {self.workdir} holds a run of a different model ({'; '.join(diffs)}): "
                       "use another --workdir, or the same config to resume")
 
+  def _one_save_at_a_time(self) -> None:
+    """In a multi-process run, finish the saves in flight before starting another: each async save reaches orbax's
+    cross-process barriers from its own thread, and two managers' threads racing for them can reach them in another
+    order on each process, which deadlocks the run at its end (both processes wait at different barriers)."""
+    if jax.process_count() > 1:
+      self.wait()
+
   def save(self, step: int, state, data_iterator=None, force: bool = False) -> bool:
+    self._one_save_at_a_time()
     items = {"state": ocp.args.StandardSave(state), "config": ocp.args.JsonSave(self.config)}
     if data_iterator is not None:
       items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
@@ -94,6 +102,7 @@ class Checkpointer:
 
   def save_best(self, step: int, state, lsd: float) -> None:
     if self.best is not None:
+      self._one_save_at_a_time()
       self.best.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                    config=ocp.args.JsonSave(self.config)),
                      metrics={"lsd": float(lsd)})
