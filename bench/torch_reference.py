@@ -29,6 +29,7 @@ from torch.nn import functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from sr_jax import losses  # noqa: E402
 from sr_jax.models.layers import level_channels, level_kernel  # noqa: E402  (pure python, no jax work)
 
 
@@ -149,7 +150,10 @@ def mr_stft_loss(y, y_hat, fft_sizes, hop_sizes, sc_weight=1.0, mag_weight=1.0, 
     window = hann_window(n_fft, y.device)
     mags = [torch.stft(s[:, 0], n_fft, hop, window=window, center=True, pad_mode="reflect",
                        return_complex=True).abs() for s in (y, y_hat)]
-    sc = torch.linalg.norm(mags[0] - mags[1], dim=(-2, -1)) / (torch.linalg.norm(mags[0], dim=(-2, -1)) + eps)
+    # the same floor on the denominator as sr_jax: the STFT norm of a -60 dB white-noise window
+    floor = losses.stft_noise_norm(y.shape[-1], n_fft, hop, losses.STFT_SC_FLOOR_DB)
+    sc = torch.linalg.norm(mags[0] - mags[1], dim=(-2, -1)) / torch.clamp(torch.linalg.norm(mags[0], dim=(-2, -1)),
+                                                                           min=floor)
     log_l1 = (torch.log(mags[0] + eps) - torch.log(mags[1] + eps)).abs().mean()
     total = total + sc_weight * sc.mean() + mag_weight * log_l1
   return total / len(fft_sizes)
