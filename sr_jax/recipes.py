@@ -20,14 +20,13 @@ part-way resumes from its checkpoint, and a stage is only started once the stage
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from sr_jax import config as config_lib, layout
+from sr_jax import config as config_lib, layout, resources
 from sr_jax.errors import UserError
 
 # ----- what the recipes share -----------------------------------------------------------------------------------
@@ -161,9 +160,7 @@ def load(path: str) -> ModuleType:
   """The recipe file at `path` as a module; a config file that is no recipe (no STAGES) is a UserError."""
   if not os.path.isfile(path):
     raise UserError(f"--config {path}: no such file")
-  spec = importlib.util.spec_from_file_location(f"_sr_jax_recipe_{os.path.basename(path)[:-3]}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  module = resources.load_config_file(path)
   stages = getattr(module, "STAGES", None)
   if not stages or not all(isinstance(s, str) for s in stages):
     raise UserError(f"--config {path} is not a recipe (it declares no STAGES): train it with `sr-jax train`")

@@ -7,7 +7,9 @@ the commands work from any folder.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from types import ModuleType
 
 from sr_jax.errors import UserError
 
@@ -59,6 +61,14 @@ def model_path(name: str) -> str:
     return os.path.join(folder, name)
   raise UserError(f"--model {name}: no shipped model of that name (shipped: {', '.join(model_names()) or 'none'}; "
                   "--checkpoint=DIR loads a folder)")
+
+
+def load_config_file(path: str) -> ModuleType:
+  """The config file at `path` executed as a module (config files are read by path, as config_flags reads them)."""
+  spec = importlib.util.spec_from_file_location(f"_sr_jax_config_{os.path.splitext(os.path.basename(path))[0]}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def resolve_config_flag(value: str) -> str:

@@ -61,10 +61,7 @@ def test_bundled_configs_declare_no_new_keys():
   declared = set(_flat(config_lib.get_config().to_dict()))
   for name in resources.config_names():
     path = resources.config_path(name)
-    spec = __import__("importlib.util").util.spec_from_file_location(f"cfg_{name}", path)
-    module = __import__("importlib.util").util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    keys = set(_flat(module.get_config().to_dict()))
+    keys = set(_flat(resources.load_config_file(path).get_config().to_dict()))
     assert keys == declared, (name, sorted(keys ^ declared))
 
 

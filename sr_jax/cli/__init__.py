@@ -84,17 +84,14 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def _load_config(argv: list[str]):
   """The config that `--config=PATH[:ARG]` names, or None."""
-  import importlib.util
+  from sr_jax import resources
 
   values = [a[len("--config="):] for a in argv if a.startswith("--config=")]
   if not values:
     return None
   path, _, arg = values[-1].partition(":")
   try:
-    spec = importlib.util.spec_from_file_location("_sr_jax_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg or None)
+    return resources.load_config_file(path).get_config(arg or None)
   except Exception:  # noqa: BLE001  (only to word the error better; the parse error is reported either way)
     return None
 
