@@ -1,6 +1,7 @@
 """Training losses: pure jax.numpy functions returning scalar means (jit-able, differentiable).
 
-* reconstruction: `l2_loss` (mean squared error), `l1_loss` (mean absolute error), `reconstruction_loss` by name;
+* reconstruction: `l2_loss` (mean squared error), `l1_loss` (mean absolute error), `snr_loss` (the negative SNR in dB
+  of each example, averaged: every example counts the same whatever its level), `reconstruction_loss` by name;
 * adversarial (non-saturating GAN, binary cross-entropy on logits via ``optax.sigmoid_binary_cross_entropy``,
   stable for huge logits): `discriminator_loss`, `generator_adversarial_loss`. Logits may have any shape
   (one per example, or a PatchGAN's (N, P, 1)); the mean is over all of them. `grouped_discriminator_loss` and
@@ -35,7 +36,10 @@ STFT_EPS = 1e-7  # added inside the log of the magnitudes (STFT and corridor ter
 # the spectral-convergence denominator never falls below the STFT norm of white noise at this RMS level (dB
 # re full scale 1.0): the level below which sr_jax calls audio silent (data.silence_db)
 STFT_SC_FLOOR_DB = -60.0
-RECONSTRUCTION_KINDS = ("l1", "l2")
+RECONSTRUCTION_KINDS = ("l1", "l2", "snr")
+# snr_loss adds this mean power (-80 dB re full scale) to signal and error: a silent target's loss stays finite and
+# flat, and an error far below it no longer pulls
+SNR_LOSS_FLOOR_DB = -80.0
 
 
 def _check_same_shape(target: jnp.ndarray, output: jnp.ndarray) -> None:
@@ -55,19 +59,34 @@ def l1_loss(target: jnp.ndarray, output: jnp.ndarray) -> jnp.ndarray:
   return jnp.mean(jnp.abs(target - output))
 
 
+def snr_loss(target: jnp.ndarray, output: jnp.ndarray) -> jnp.ndarray:
+  """Mean over examples (the leading axis) of -10 log10((P_t + f) / (P_e + f)), P_t the target's mean power, P_e
+  the error's, f = 10^(SNR_LOSS_FLOOR_DB / 10): the negative SNR in dB, the measure evaluation reports. Unlike L2,
+  a window 18 dB quieter weighs as much as a loud one, and no example's shrinkage pays for another's."""
+  _check_same_shape(target, output)
+  axes = tuple(range(1, jnp.ndim(target)))
+  floor = 10.0 ** (SNR_LOSS_FLOOR_DB / 10.0)
+  signal = jnp.mean(jnp.square(target), axis=axes) + floor
+  error = jnp.mean(jnp.square(target - output), axis=axes) + floor
+  return jnp.mean(10.0 * (jnp.log10(error) - jnp.log10(signal)))
+
+
 _DISTANCES = {"l2": l2_loss, "l1": l1_loss}
+_RECONSTRUCTIONS = {**_DISTANCES, "snr": snr_loss}
 
 
-def _distance(kind: str, what: str):
-  if kind not in _DISTANCES:
-    allowed = ", ".join(repr(k) for k in RECONSTRUCTION_KINDS)
+def _distance(kind: str, what: str, table=None):
+  table = _DISTANCES if table is None else table
+  if kind not in table:
+    allowed = ", ".join(repr(k) for k in sorted(table))
     raise UserError(f"unknown {what} kind {kind!r}; allowed: {allowed}")
-  return _DISTANCES[kind]
+  return table[kind]
 
 
 def reconstruction_loss(target: jnp.ndarray, output: jnp.ndarray, kind: str = "l2") -> jnp.ndarray:
-  """`l2_loss` or `l1_loss` by name (`kind` in ``RECONSTRUCTION_KINDS``; anything else is a `UserError`)."""
-  return _distance(kind, "reconstruction loss")(target, output)
+  """`l2_loss`, `l1_loss` or `snr_loss` by name (`kind` in ``RECONSTRUCTION_KINDS``; anything else is a
+  `UserError`)."""
+  return _distance(kind, "reconstruction loss", _RECONSTRUCTIONS)(target, output)
 
 
 def feature_loss(target_features: jnp.ndarray, output_features: jnp.ndarray, kind: str = "l2") -> jnp.ndarray:

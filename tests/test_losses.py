@@ -38,6 +38,28 @@ def test_l2_l1_and_by_name_match_numpy():
   np.testing.assert_allclose(losses.l1_loss(jnp.zeros(4), jnp.asarray([1.0, -1.0, 3.0, -3.0])), 2.0)
 
 
+def test_snr_loss_matches_numpy_and_weighs_every_example_alike():
+  target, output = _rng_pair((3, 500, 1), seed=2)
+  target[1], output[1] = 1e-2 * target[0], 1e-2 * output[0]  # window 0, 40 dB quieter: the same SNR
+  floor = 10.0 ** (losses.SNR_LOSS_FLOOR_DB / 10.0)
+  want = np.mean([10 * np.log10((np.mean((t - o) ** 2) + floor) / (np.mean(t ** 2) + floor))
+                  for t, o in zip(target, output)])
+  t, o = _f32(target, output)
+  np.testing.assert_allclose(losses.snr_loss(t, o), want, rtol=1e-5)
+  np.testing.assert_allclose(losses.reconstruction_loss(t, o, "snr"), want, rtol=1e-5)
+  # hand-worked: target 1, output 0.9 -> SNR = 10 log10(1 / 0.01) = 20 dB (the floor moves it by < 1e-5 dB)
+  np.testing.assert_allclose(losses.snr_loss(jnp.ones((1, 8)), jnp.full((1, 8), 0.9)), -20.0, atol=1e-4)
+  # the quiet window pulls on its output as hard, relative to its level, as the loud one does (L2: 1e4 times less)
+  grad = jax.grad(losses.snr_loss, argnums=1)(t, o)
+  g0 = np.linalg.norm(np.asarray(grad[0])) * np.sqrt(np.mean(target[0] ** 2))
+  g1 = np.linalg.norm(np.asarray(grad[1])) * np.sqrt(np.mean(target[1] ** 2))
+  np.testing.assert_allclose(g1, g0, rtol=5e-3)  # the floor: 1e-8 against the quiet error's 1e-5
+  # a silent target with a silent output: finite, zero loss, finite gradient
+  zero = jnp.zeros((1, 16))
+  assert float(losses.snr_loss(zero, zero)) == 0.0
+  assert np.all(np.isfinite(np.asarray(jax.grad(losses.snr_loss, argnums=1)(zero, zero))))
+
+
 def test_feature_loss_matches_numpy():
   target, output = _rng_pair((4, 16, 32), seed=1)
   t, o = _f32(target, output)

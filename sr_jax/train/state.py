@@ -88,8 +88,9 @@ def check_config(config) -> None:
                                    ("loss.corridor_floor_db", "loss.corridor_ceiling_db", "loss.corridor_pool"))
   if config.optim.freeze not in ("", "gen"):
     raise UserError(f"optim.freeze must be '' or 'gen' (the generator stays as it starts), got {config.optim.freeze!r}")
-  if config.loss.reconstruction not in ("l1", "l2"):
-    raise UserError(f"loss.reconstruction must be 'l1' or 'l2', got {config.loss.reconstruction!r}")
+  if config.loss.reconstruction not in losses.RECONSTRUCTION_KINDS:
+    allowed = ", ".join(repr(k) for k in losses.RECONSTRUCTION_KINDS)
+    raise UserError(f"loss.reconstruction must be one of {allowed}, got {config.loss.reconstruction!r}")
   if config.train.batch_size <= 0 or config.train.num_steps < 0:
     raise UserError("train.batch_size must be > 0 and train.num_steps >= 0")
   o = config.optim
