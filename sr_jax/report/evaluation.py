@@ -80,12 +80,24 @@ CHAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")  # a --chains name: also
 # ----- inputs ----------------------------------------------------------------------------------------------------
 
 
+TELEPHONE_EDGE_HZ = 3400.0  # the telephone step's upper band edge
+
+
 def cutoff_hz(chain: degrade_lib.Chain, rate: int) -> float:
-  """The LSD-HF/LF band edge: the chain's LOW / 2 (Nyquist of the band-limited input), or rate / 2 without one."""
+  """The LSD-HF/LF band edge: the lowest edge the chain's band limits leave, a sample step's LOW / 2 (Nyquist of the
+  band-limited input), a lowpass step's CUTOFF (of a range, CUTOFF_MAX: above it no file keeps anything), the
+  telephone band's 3400 Hz; rate / 2 without a band limit (then `score` reports no LSD-HF/LF)."""
   from sr_jax.data import degrade as degrade_lib  # noqa: PLC0415
 
-  low, _ = degrade_lib.chain_rates(chain)
-  return low / 2 if low is not None else rate / 2
+  edges = [rate / 2]
+  for step in degrade_lib.parse_chain(chain):
+    if step.name == "sample":
+      edges.append(step.args[0] / 2)
+    elif step.name == "lowpass" and step.probability is None:
+      edges.append(float(step.args[2]))
+    elif step.name == "telephone" and step.probability is None:
+      edges.append(TELEPHONE_EDGE_HZ)
+  return min(edges)
 
 
 def eval_rate(config, chain: degrade_lib.Chain) -> int:
@@ -274,10 +286,13 @@ def _finite(value: float) -> float | None:
 def score(target: np.ndarray, estimate: np.ndarray, rate: int, cutoff: float,
           speech: Mapping[str, SpeechFn] | None = None) -> dict[str, float | None]:
   """`sr_jax.metrics.all_metrics` of one system, then the `speech` metrics ({name: fn}), non-finite values as
-  None."""
+  None; so is LSD-HF/LF when `cutoff` is the Nyquist frequency (no band is missing: the high band would be one
+  bin)."""
   from sr_jax import metrics as metrics_lib  # noqa: PLC0415
 
   out = {k: _finite(v) for k, v in metrics_lib.all_metrics(target, estimate, rate, cutoff).items()}
+  if cutoff >= rate / 2:
+    out["lsd_hf"] = out["lsd_lf"] = None
   for name, fn in (speech or {}).items():
     value = fn(target, estimate, rate)
     out[name] = None if value is None else _finite(value)

@@ -184,6 +184,15 @@ def test_cutoff_rate_and_model_input():
   assert evaluation.METRICS == metrics_lib.METRIC_NAMES
   assert evaluation.cutoff_hz("sample 4000 16000", 16000) == 2000.0
   assert evaluation.cutoff_hz("whitenoise 0 0.01", 16000) == 8000.0
+  assert evaluation.cutoff_hz("room image 0.5,lowpass butter 2000", 16000) == 2000.0
+  assert evaluation.cutoff_hz("lowpass random 2000 4000,noise pink 20", 16000) == 4000.0
+  assert evaluation.cutoff_hz("telephone", 16000) == 3400.0
+  assert evaluation.cutoff_hz("sample 8000 16000,lowpass fir 3000", 16000) == 3000.0
+  assert evaluation.cutoff_hz("maybe 0.5 lowpass soxr 2000", 16000) == 8000.0  # not every file is band-limited
+  # without a band limit there is no high band to score (it would be the Nyquist bin alone)
+  noisy = evaluation.score(clean := _tone(RATE, 0.5, 300.0), clean + 0.01, RATE, RATE / 2)
+  assert noisy["lsd_hf"] is None and noisy["lsd_lf"] is None and noisy["lsd"] > 0
+  assert evaluation.score(clean, clean + 0.01, RATE, 2000.0)["lsd_hf"] is not None
   config = type("C", (), {"data": type("D", (), {"rate": 16000})})
   assert evaluation.eval_rate(config, "sample 3000 16000,reverb 0") == 16000
   assert evaluation.eval_rate(config, "pinknoise 0 0.01") == 16000
