@@ -7,10 +7,10 @@ piece), split by work, with whole families held out for testing (packaged.py's r
 file degraded four ways by the random chain below.
 
 Stages, `get_config("stage=NAME[,key=value,...]")` (default: the last):
-  base   plain L2 from the input (the generator starts as the identity).
-  gan    from base: L2 + a light spectral corridor + the original's global discriminator.
+  base   per-window SNR loss + multi-resolution STFT loss from the input (the generator starts as the identity).
+  gan    from base: the same losses + the original's global discriminator.
   mrsd   from base: the same with a multi-resolution spectrogram discriminator and feature matching.
-  plain  from base: L2 + the light corridor only (the non-adversarial finish), the same steps; exported.
+  plain  from base: the same losses only (the non-adversarial finish), the same steps; exported.
 
   sr-jax recipe --config=music_16k --workdir=runs/music_16k      (or python3 launch/recipe.py ...)
 needs the Debian packages that packaged.py names (`python3 -m sr_jax.data.packaged survey` lists them).

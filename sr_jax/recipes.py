@@ -59,8 +59,8 @@ RESTORATION_STAGES = ("base",) + RESTORATION_FINISHES
 RESTORATION_FINISH = (("export", {"parts": ("gen",), "dtype": "float32"}),)
 
 
-def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float, chain: str, base_steps: int = 12000,
-                       finish_steps: int = 3000):
+def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float, chain: str, base_steps: int = 8000,
+                       finish_steps: int = 1500):
   """A restoration recipe's `get_config(arg)`: stage "base" or one of RESTORATION_FINISHES (default: the last) on the
   packaged corpus of `kind` (`minutes` of it) degraded by `chain`."""
   stage, rest = split_stage(arg, RESTORATION_STAGES, default=RESTORATION_STAGES[-1])
@@ -88,7 +88,10 @@ def _restoration(c, stage: str, workdir: str, base_steps: int, finish_steps: int
   c.data.copies = 4  # four random degradations of every training file
   c.data.gain_db = (-18.0, 0.0)  # levels a recording may have; target and input alike
   c.data.cache_dir = f"{workdir}/data_cache"
-  c.loss.reconstruction = "l2"
+  # Each window's negative SNR in dB, whatever its level (data.gain_db spans 18 dB; L2 would let the loud windows'
+  # shrinkage decide), plus the multi-resolution STFT term for the band the input lacks, which SNR hardly sees.
+  c.loss.reconstruction = "snr"
+  c.loss.lambda_stft = 1.0
   c.optim.lr_g = 3e-4
   c.optim.lr_d = 1e-4
   c.optim.schedule = "warmup_cosine"
@@ -107,21 +110,17 @@ def _restoration(c, stage: str, workdir: str, base_steps: int, finish_steps: int
   c.train.eval_every = 500
   c.optim.lr_g = 1e-4
   c.optim.warmup_steps = 50
-  # Every finish keeps a light spectral corridor: a band the network cannot place in phase is filled faintly, never
-  # far above the target's level (losses.spectral_corridor_loss).
-  c.loss.lambda_corridor = 3e-4
-  c.loss.corridor_floor_db = -24.0
-  c.loss.corridor_pool = 16
-  c.loss.corridor_ceiling_db = 6.0
+  # The adversarial weights are about HiFi-GAN's proportions (adversarial 1/20 of the reconstruction terms, feature
+  # matching twice the adversarial term) against the SNR (dB) and STFT terms here.
   if stage == "gan":  # the original's discriminator: one logit per window
     c.disc.kind = "global"
-    c.loss.lambda_adv = 1e-3
+    c.loss.lambda_adv = 0.05
     c.loss.adv_start_step = 0
   elif stage == "mrsd":  # a multi-resolution spectrogram discriminator and feature matching (HiFi-GAN, AERO, AP-BWE)
     c.disc.kind = "mrsd"
     c.disc.stft_fft_sizes = (512, 1024, 2048)
-    c.loss.lambda_adv = 1e-3
-    c.loss.lambda_fm = 1e-2
+    c.loss.lambda_adv = 0.05
+    c.loss.lambda_fm = 0.1
     c.loss.adv_start_step = 0
 
 
