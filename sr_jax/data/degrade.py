@@ -54,7 +54,9 @@ X alone is fixed. A word `random` draws one of the listed choices per example, w
   random envelope (a cubic spline through Gaussian dB values 0.1-1 s apart with a standard deviation of 3-12 dB).
   mix adds a random excerpt of a random audio file under FOLDER (recorded noise, other speakers for babble):
   mono, resampled to the chain's rate, looped when shorter than the input; the folder is listed once per
-  process. FOLDER may be quoted ("my noises") and is made absolute.
+  process. FOLDER may be quoted ("my noises") and is made absolute. In a training config's data.chain, FOLDER may
+  start with `{data}`, the training data's root folder (`with_data_root`; the packaged corpora's
+  `{data}/train` gives babble of other training voices).
 - `room [KIND] RT60 [RT60_MAX]` (seconds, 0.1-2): the input through a room impulse response (see
   `sr_jax.data.rooms`): image (default; a random shoebox room by the image-source method, needs `pip install
   pyroomacoustics`) or synthetic (the `reverb` model). The direct sound keeps gain 1 and no delay: the input's
@@ -303,7 +305,8 @@ def _parse_new(name: str, raw: list[str], piece: str, text: str) -> Step:
     if len(raw) < 2:
       raise _bad(piece, text, "expected mix FOLDER SNR [SNR_MAX] (a folder of audio files, then numbers)")
     lo, hi = _range([_number(t, piece, text) for t in raw[1:]], "SNR", "mix FOLDER SNR [SNR_MAX]", piece, text)
-    return Step(name, (os.path.abspath(os.path.expanduser(raw[0])), lo, hi))
+    folder = raw[0] if raw[0].startswith(DATA_TOKEN) else os.path.abspath(os.path.expanduser(raw[0]))
+    return Step(name, (folder, lo, hi))
   if name == "room":
     kind = "image"
     if raw and not _is_number(raw[0]):
@@ -386,6 +389,14 @@ def check_steps(steps: Sequence[Step], rate: int | None, text: str, run: bool) -
         if not _codec_available(fmt, subtype):
           raise _bad(str(step), text, f"this libsndfile cannot encode {fmt} {subtype} (MP3 needs libsndfile >= "
                      "1.1): upgrade the soundfile package")
+
+
+DATA_TOKEN = "{data}"  # in a mix FOLDER: the training data's root folder (`with_data_root`)
+
+
+def with_data_root(chain: str, root: str) -> str:
+  """`chain` with every `{data}` replaced by the folder `root` (the data root the training pipeline reads)."""
+  return chain.replace(DATA_TOKEN, os.path.abspath(root))
 
 
 def parse_chain(text: Chain) -> tuple[Step, ...]:

@@ -117,7 +117,7 @@ def prepare(config, files: list[str], root: str, cache_dir: str, workers: int | 
   from sr_jax.data import degrade
 
   rate = target_rate(config)
-  chain = ",".join(str(s) for s in degrade.parse_chain(config.data.chain))
+  chain = ",".join(str(s) for s in degrade.parse_chain(degrade.with_data_root(config.data.chain, root)))
   upsample = config.data.upsample
   silence_db = config.data.silence_db
   dtype = config.data.cache_dtype

@@ -301,6 +301,11 @@ def test_mix_folder_is_absolute_and_quoted_when_needed(tmp_path, monkeypatch):
   step, telephone = degrade_lib.parse_chain(f"mix \"{odd}\" 0,telephone")  # a quoted comma does not split
   assert step.args == (odd, 0, 0) and telephone == degrade_lib.Step("telephone")
   assert degrade_lib.parse_chain(f"{step},telephone") == (step, telephone)
+  # `{data}` stays until the training pipeline puts its data root there
+  (step,) = degrade_lib.parse_chain("mix {data}/train 5 30")
+  assert step.args == ("{data}/train", 5, 30) and degrade_lib.parse_chain(str(step)) == (step,)
+  resolved = degrade_lib.with_data_root("maybe 0.2 mix {data}/train 5 30", "corpus")
+  assert degrade_lib.parse_chain(resolved)[0].args == (str(tmp_path / "corpus" / "train"), 5, 30)
   # Numbers keep every digit in the new steps' text (the original steps keep sox-style 6 digits).
   assert str(degrade_lib.parse_chain("noise white 10.123456789")[0]) == "noise white 10.123456789 10.123456789 steady"
 

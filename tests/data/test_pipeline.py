@@ -247,6 +247,19 @@ def test_seeds_train_with_the_run_seed_and_evaluate_with_the_eval_seed(folder, t
   assert [_key(r) for r, keep in zip(_rows(batch), batch["mask"]) if keep] == [_key(r) for r in test_ref]
 
 
+def test_a_mix_of_the_data_root_mixes_the_training_files(folder, tmp_path):
+  """`mix {data}/train SNR`: the training data's own files are the interference (babble of other voices); the
+  pairs equal degrade's with the folder written out."""
+  config = _config(folder, chain="mix {data}/train 10")
+  files = sources.list_files(config.data)
+  written_out = _config(folder, chain=f"mix {os.path.join(folder, 'train')} 10")
+  want = _reference_pairs(written_out, files["valid"], folder, EVAL_STRIDE, run_seed=0)
+  (batch,) = list(pipeline.eval_batches(config, "valid", str(tmp_path), 0, 1, batch_size=32))
+  got = [r for r, keep in zip(_rows(batch), batch["mask"]) if keep]
+  assert [_key(r) for r in got] == [_key(r) for r in want]
+  assert all(not np.array_equal(a, b) for a, b in got)  # something was mixed in
+
+
 def test_eval_batches_spline_baseline_is_the_cubic_degradation_of_the_same_windows(folder, tmp_path):
   config = _config(folder)
   files = sources.list_files(config.data)["valid"]
