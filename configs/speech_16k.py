@@ -18,9 +18,10 @@ STAGES = recipes.RESTORATION_STAGES
 WORKDIR = "runs/speech_16k"
 FINISH = recipes.RESTORATION_FINISH
 # The training degradations, each step drawn per example: a room, the telephone band, a low-pass of any common kind
-# at a log-uniform cut-off, noise of any colour (steady or modulated) at 0-30 dB SNR, a lossy codec.
+# at a log-uniform cut-off, noise of any colour (steady or modulated) at 0-30 dB SNR, another training voice at
+# 5-30 dB below (babble-like interference: `{data}` is the corpus folder), a lossy codec.
 CHAIN = ("maybe 0.4 room random 0.2 1.0,maybe 0.3 telephone,maybe 0.6 lowpass random 2000 7000,"
-         "maybe 0.6 noise random 0 30 random,maybe 0.15 codec random 0.3 1.0")
+         "maybe 0.6 noise random 0 30 random,maybe 0.2 mix {data}/train 5 30,maybe 0.15 codec random 0.3 1.0")
 
 
 def get_config(arg: str | None = None):
