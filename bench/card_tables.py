@@ -1,0 +1,97 @@
+"""Model-card tables from `sr-jax evaluate` reports (metrics.json): per degradation, the model beside doing nothing
+(the degraded input) and cubic spline; per test source; and several reports (stages, runs) side by side.
+
+  python3 bench/card_tables.py degradations REPORT            # one row per chain: model, input, spline
+  python3 bench/card_tables.py sources REPORT [--chain=NAME]  # one row per test source and chain
+  python3 bench/card_tables.py compare NAME=REPORT ...        # the model of each report, per chain
+
+Columns: LSD, SNR and SI-SDR (dB), and PESQ-wb and STOI where the report has them; means over files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+METRICS = (("lsd", "LSD", "{:.2f}"), ("snr", "SNR", "{:.2f}"), ("si_sdr", "SI-SDR", "{:.2f}"),
+           ("pesq", "PESQ", "{:.2f}"), ("stoi", "STOI", "{:.3f}"))
+
+
+def load(report: str) -> dict:
+  with open(os.path.join(report, "metrics.json"), encoding="utf-8") as f:
+    return json.load(f)
+
+
+def _present(chains) -> list[tuple[str, str, str]]:
+  """The metrics with a value somewhere in these chains' model summaries."""
+  return [m for m in METRICS if any(c["summary"]["model"].get(m[0]) is not None for c in chains)]
+
+
+def _cell(value, fmt: str) -> str:
+  return "n/a" if value is None else fmt.format(value)
+
+
+def _pair(summary, key, fmt, systems=("model", "input", "spline")) -> str:
+  return " / ".join(_cell(summary[s].get(key), fmt) for s in systems)
+
+
+def degradations(report: str) -> str:
+  doc = load(report)
+  cols = _present(doc["chains"])
+  head = "| degradation | files | " + " | ".join(f"{label} model / input / spline" for _, label, _ in cols) + " |"
+  lines = [head, "|" + "---|" * (2 + len(cols))]
+  for c in doc["chains"]:
+    lines.append(f"| {c['name']} | {len(c['files'])} | " + " | ".join(_pair(c["summary"], k, f) for k, _, f in cols)
+                 + " |")
+  return "\n".join(lines)
+
+
+def sources(report: str, chain: str | None = None) -> str:
+  doc = load(report)
+  chains = [c for c in doc["chains"] if chain in (None, c["name"])]
+  cols = _present(chains)
+  head = "| degradation | source | files | " + " | ".join(f"{label} model / input" for _, label, _ in cols) + " |"
+  lines = [head, "|" + "---|" * (3 + len(cols))]
+  for c in chains:
+    for s in c.get("sources", []):
+      lines.append(f"| {c['name']} | {s['source']} | {s['files']} | "
+                   + " | ".join(_pair(s["summary"], k, f, ("model", "input")) for k, _, f in cols) + " |")
+  return "\n".join(lines)
+
+
+def compare(named: list[tuple[str, str]]) -> str:
+  docs = [(name, load(path)) for name, path in named]
+  chains = [c["name"] for c in docs[0][1]["chains"]]
+  cols = _present(docs[0][1]["chains"])
+  head = "| degradation | " + " | ".join(f"{label}: input / " + " / ".join(n for n, _ in docs)
+                                          for _, label, _ in cols) + " |"
+  lines = [head, "|" + "---|" * (1 + len(cols))]
+  for name in chains:
+    row = []
+    for key, _, fmt in cols:
+      values = [_cell(next(c for c in docs[0][1]["chains"] if c["name"] == name)["summary"]["input"].get(key), fmt)]
+      for _, doc in docs:
+        found = [c for c in doc["chains"] if c["name"] == name]
+        values.append(_cell(found[0]["summary"]["model"].get(key), fmt) if found else "-")
+      row.append(" / ".join(values))
+    lines.append(f"| {name} | " + " | ".join(row) + " |")
+  return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+  if len(argv) < 2 or argv[0] not in ("degradations", "sources", "compare"):
+    print(__doc__.strip(), file=sys.stderr)
+    return 2
+  if argv[0] == "degradations":
+    print(degradations(argv[1]))
+  elif argv[0] == "sources":
+    chain = next((a.split("=", 1)[1] for a in argv[2:] if a.startswith("--chain=")), None)
+    print(sources(argv[1], chain))
+  else:
+    print(compare([tuple(a.split("=", 1)) for a in argv[1:]]))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))
