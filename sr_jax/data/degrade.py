@@ -59,8 +59,10 @@ X alone is fixed. A word `random` draws one of the listed choices per example, w
   `{data}/train` gives babble of other training voices).
 - `room [KIND] RT60 [RT60_MAX]` (seconds, 0.1-2): the input through a room impulse response (see
   `sr_jax.data.rooms`): image (default; a random shoebox room by the image-source method, needs `pip install
-  pyroomacoustics`) or synthetic (the `reverb` model). The direct sound keeps gain 1 and no delay: the input's
-  dry part is aligned with the (dry) target.
+  pyroomacoustics`) or synthetic (the `reverb` model). The direct sound keeps no delay: the input's dry part is
+  aligned with the (dry) target. The output is scaled to the step's input's active level (`active_level`): a
+  recording's level is whatever its maker set, and a model that had to guess how much louder each room made the
+  audio learned to turn every input down.
 - `maybe P STEP`: STEP applied with probability P, decided by its own coin (see below), so one chain makes
   each degradation alone and combined.
 
@@ -699,7 +701,10 @@ def _room(x: np.ndarray, rate: int, args: tuple, rng: np.random.Generator) -> np
   kind, lo, hi = args
   pick, u = rng.integers(len(rooms.KINDS)), rng.uniform()
   kind = rooms.KINDS[pick] if kind == "random" else kind
-  return rooms.apply_ir(x, rooms.room_ir(kind, rate, lo + (hi - lo) * u, rng))
+  wet = rooms.apply_ir(x, rooms.room_ir(kind, rate, lo + (hi - lo) * u, rng))
+  before, after = active_level(x, rate), active_level(wet, rate)
+  gain = math.sqrt(before / after) if before > 0 and after > 0 else 1.0
+  return (np.asarray(wet, dtype=np.float64) * gain).astype(np.float32)
 
 
 def apply_step(x: np.ndarray, rate: int, step: Step, rng: np.random.Generator, upsample_method: str) -> np.ndarray:

@@ -177,12 +177,20 @@ def test_room_output_is_aligned_with_the_dry_target(kind):
       out, target, _ = degrade_lib.degrade(clean.astype(np.float32), RATE, f"room {kind} 0.3 1.2", seed)
       cross = scipy.signal.correlate(out.astype(np.float64), target.astype(np.float64))
       assert np.argmax(np.abs(cross)) - (len(target) - 1) == 0
-  # The direct sound is the input itself: an impulse comes out at its own place, with gain 1, nothing before.
+  # The direct sound is the input itself: an impulse comes out at its own place, nothing before, the strongest
+  # sample, scaled with the rest so that the output keeps the input's active level.
   impulse = np.zeros(8000, np.float32)
   impulse[3000] = 1.0
   out = degrade_lib.degrade(impulse, RATE, f"room {kind} 0.5", 1)[0]
   np.testing.assert_allclose(out[:3000], 0, atol=1e-9)  # (FFT convolution's rounding noise only)
-  assert out[3000] == pytest.approx(1.0, abs=1e-6)
+  assert np.argmax(np.abs(out)) == 3000 and out[3000] > 0
+  ir = out.astype(np.float64) / out[3000]  # the room's IR, direct sound 1
+  gain = np.sqrt(degrade_lib.active_level(impulse, RATE) / degrade_lib.active_level(ir, RATE))
+  assert out[3000] == pytest.approx(gain, rel=1e-5)
+  for seed in range(3):  # music-like input: the level stays, within rounding
+    tone = (0.1 * np.sin(2 * np.pi * 440 * np.arange(RATE) / RATE)).astype(np.float32)
+    wet = degrade_lib.degrade(tone, RATE, f"room {kind} 0.3 1.0", seed)[0]
+    assert degrade_lib.active_level(wet, RATE) == pytest.approx(degrade_lib.active_level(tone, RATE), rel=1e-4)
 
 
 def test_missing_pyroomacoustics_is_one_clear_error(monkeypatch):
