@@ -17,11 +17,11 @@ from sr_jax import recipes
 STAGES = recipes.RESTORATION_STAGES
 WORKDIR = "runs/speech_16k"
 FINISH = recipes.RESTORATION_FINISH
-# The training degradations, each step drawn per example: a room, the telephone band, a low-pass of any common kind
-# at a log-uniform cut-off, noise of any colour (steady or modulated) at 0-30 dB SNR, another training voice at
-# 5-30 dB below (babble-like interference: `{data}` is the corpus folder), a lossy codec.
-CHAIN = ("maybe 0.4 room random 0.2 1.0,maybe 0.3 telephone,maybe 0.6 lowpass random 2000 7000,"
-         "maybe 0.6 noise random 0 30 random,maybe 0.2 mix {data}/train 5 30,maybe 0.15 codec random 0.3 1.0")
+# The training degradations, each step drawn per example: a room (RT60 0.2-0.8 s), the telephone band, a low-pass
+# of any common kind at a log-uniform cut-off, noise of any colour (steady or modulated) at 5-40 dB SNR, another
+# training voice 10-30 dB below (babble-like interference: `{data}` is the corpus folder), a lossy codec.
+CHAIN = ("maybe 0.25 room random 0.2 0.8,maybe 0.3 telephone,maybe 0.7 lowpass random 2000 7000,"
+         "maybe 0.4 noise random 5 40 random,maybe 0.15 mix {data}/train 10 30,maybe 0.1 codec random 0.3 1.0")
 
 
 def get_config(arg: str | None = None):

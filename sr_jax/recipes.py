@@ -59,8 +59,8 @@ RESTORATION_STAGES = ("base",) + RESTORATION_FINISHES
 RESTORATION_FINISH = (("export", {"parts": ("gen",), "dtype": "float32"}),)
 
 
-def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float, chain: str, base_steps: int = 8000,
-                       finish_steps: int = 1500):
+def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float, chain: str, base_steps: int = 6000,
+                       finish_steps: int = 1000):
   """A restoration recipe's `get_config(arg)`: stage "base" or one of RESTORATION_FINISHES (default: the last) on the
   packaged corpus of `kind` (`minutes` of it) degraded by `chain`."""
   stage, rest = split_stage(arg, RESTORATION_STAGES, default=RESTORATION_STAGES[-1])
