@@ -18,8 +18,8 @@ languages one voice talent recorded), a band, a soundfont, a drum kit. Every sou
 All sources of one family share one role (`check_registry`), so nothing of a held-out family leaks into training.
 Music holds out the band Sectoid's songs, the TimGM6mb soundfont (renders) and one Hydrogen kit for test, one more
 kit for validation; speech holds out the Russian voice talent (another speaker and language) for test and the
-pocketsphinx test speakers (LibriVox reader, CMU speakers: other voices, microphones and rooms) for validation; the
-English dub of Fish Fillets NG (the Czech dub trains) is a second test family.
+pocketsphinx test speakers (LibriVox reader, CMU speakers: other voices, microphones and rooms) for validation.
+(Fish Fillets NG's "en" folders hold its language-neutral sound effects, not an English dub: not registered.)
 Why those: each is a whole recording set the training set shares nothing with (another band, studio and mix;
 another sampler; another speaker, language and microphone chain). Asterisk's en and es prompts are one voice
 talent, hence one family; csound's GM bank shares TimGM6mb's samples and is not registered (it would leak the
@@ -164,9 +164,6 @@ _SOURCES = (
     Source("fillets-cs", "speech", "apt:fillets-ng-data-cs", _FILLETS, ("*/cs/*.ogg",), family="fillets-cs-cast",
            licence="GPL-2", rate=22050, speakers="Czech dub: the two fish's voice actors and ~10 minor characters "
            "(the file name's second field), cs", notes="acted, expressive dialogue; 1,882 lines, 106 min"),
-    Source("fillets-en", "speech", "apt:fillets-ng-data", _FILLETS, ("*/en/*.ogg",), family="fillets-en-cast",
-           role="test", licence="GPL-2", rate=22050, speakers="English dub (other actors), en",
-           notes="held out: other speakers and another language than every training voice"),
     # ----- speech heard only through a phone line: real narrowband inputs -----
     Source("pyannote-sample", "speech", "pip:pyannote-audio", "pip:pyannote-audio", ("pyannote/audio/sample/*.wav",),
            family="pyannote-speakers", role="input", licence="MIT (pyannote-audio wheel)", rate=16000, target=False,
@@ -247,7 +244,7 @@ MEASURED = {
     "hydrogen-millo3": (0.4, 13544, 22050), "render-fluidr3": (0.0, 11219, 19843),
     "render-musescore": (0.0, 11208, 19628), "render-timgm6mb": (0.0, 7041, 15062),
     "asterisk-moh": (18.4, 5578, 8000), "sonic-pi-vinyl": (0.2, 21146, 22050),
-    "fillets-cs": (101.0, 8204, 11025), "fillets-en": (6.3, 9162, 11025),
+    "fillets-cs": (101.0, 8204, 11025),
 }
 
 REGISTRY: tuple[Source, ...] = tuple(
