@@ -634,6 +634,9 @@ def _folder_files(folder: str) -> tuple[str, ...]:
   """The audio files under `folder` (listed once per process), or a UserError."""
   from sr_jax.data import datasets  # noqa: PLC0415  (absl, only for mix)
 
+  if folder.startswith(DATA_TOKEN):
+    raise UserError(f"mix folder {folder}: {DATA_TOKEN} is the training data's folder, which only training fills "
+                    "in; give a chain whose mix folder is a real folder (e.g. --chain or --chains)")
   if not os.path.isdir(folder):
     raise UserError(f"mix folder {folder} {'is not a folder' if os.path.exists(folder) else 'does not exist'}")
   files = tuple(datasets.audio_files(folder))

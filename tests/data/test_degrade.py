@@ -304,6 +304,8 @@ def test_mix_folder_is_absolute_and_quoted_when_needed(tmp_path, monkeypatch):
   # `{data}` stays until the training pipeline puts its data root there
   (step,) = degrade_lib.parse_chain("mix {data}/train 5 30")
   assert step.args == ("{data}/train", 5, 30) and degrade_lib.parse_chain(str(step)) == (step,)
+  with pytest.raises(UserError, match=r"mix folder \{data\}/train: \{data\} is the training data's folder"):
+    degrade_lib.degrade(np.ones(1600, np.float32), 16000, "mix {data}/train 5 30", 0)  # unresolved: one clear line
   resolved = degrade_lib.with_data_root("maybe 0.2 mix {data}/train 5 30", "corpus")
   assert degrade_lib.parse_chain(resolved)[0].args == (str(tmp_path / "corpus" / "train"), 5, 30)
   # Numbers keep every digit in the new steps' text (the original steps keep sox-style 6 digits).
