@@ -120,6 +120,7 @@ def _restoration(c, stage: str, workdir: str, base_steps: int, finish_steps: int
   elif stage == "mrsd":  # a multi-resolution spectrogram discriminator and feature matching (HiFi-GAN, AERO, AP-BWE)
     c.disc.kind = "mrsd"
     c.disc.stft_fft_sizes = (512, 1024, 2048)
+    c.disc.channels = 8  # at the default 32 a step took 3.8 s on 2 CPU cores (the generator's alone: 0.3 s)
     c.loss.lambda_adv = 0.05
     c.loss.lambda_fm = 0.1
     c.loss.adv_start_step = 0
