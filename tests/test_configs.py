@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
-from configs import default, piano_r2_16k, piano_r4_16k, quickstart, tiny
+from configs import default, music_16k, piano_r2_16k, piano_r4_16k, quickstart, speech_16k, tiny
 from sr_jax import recipes
 from sr_jax.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RECIPES = {"piano_r4_16k": piano_r4_16k, "piano_r2_16k": piano_r2_16k}
+RECIPES = {"piano_r4_16k": piano_r4_16k, "piano_r2_16k": piano_r2_16k, "music_16k": music_16k, "speech_16k": speech_16k}
 
 
 def test_short_names_and_dotted_paths():
