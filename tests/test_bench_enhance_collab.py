@@ -144,8 +144,8 @@ def test_collab_rows_run_exactly_k_iterations_in_flat_memory():
     assert r["iterations"] == r["k"] and r["bound"] == r["k"] + 1
     assert r["fwd_bwd_s"] == fwd_bwd and r["ratio"] == pytest.approx(r["time_s"] / fwd_bwd)
   by_k = {r["k"]: r for r in rows[2:]}
-  assert by_k[3]["temp_mb"] == by_k[1]["temp_mb"] > 0
-  assert by_k[3]["time_s"] > by_k[0]["time_s"]  # the iterations do run
+  assert by_k[3]["temp_mb"] == by_k[1]["temp_mb"] > 0  # (that the iterations run: "iterations" above, not timing,
+  # which a loaded machine can invert at this tiny size)
   lines = collab.target_lines(rows)
   assert "the same for every K" in lines[1]
   assert "NOT flat" in collab.target_lines(rows[:-1] + [{**rows[-1], "temp_mb": 99.0}])[1]
