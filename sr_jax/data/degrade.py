@@ -61,8 +61,8 @@ X alone is fixed. A word `random` draws one of the listed choices per example, w
   `sr_jax.data.rooms`): image (default; a random shoebox room by the image-source method, needs `pip install
   pyroomacoustics`) or synthetic (the `reverb` model). The direct sound keeps no delay: the input's dry part is
   aligned with the (dry) target. The output is scaled to the step's input's active level (`active_level`): a
-  recording's level is whatever its maker set, and a model that had to guess how much louder each room made the
-  audio learned to turn every input down.
+  recording's level is whatever its maker set, so a model need not guess how much louder each room made the audio
+  (a guess it meets by turning every input down).
 - `maybe P STEP`: STEP applied with probability P, decided by its own coin (see below), so one chain makes
   each degradation alone and combined.
 
