@@ -104,6 +104,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # ----- losses ---------------------------------------------------------------------------------------------------
   c.loss = l = ml_collections.ConfigDict()
   l.reconstruction = "l2"  # l2 | l1 | snr (each example's negative SNR in dB: levels weigh alike)
+  # snr only: each example's SNR is soft-capped here (dB, > 0; losses.snr_loss), so that examples with nothing left
+  # to restore stop pulling; 200 is no cap (the loss's -80 dB power floor caps first)
+  l.snr_max_db = 30.0
   l.lambda_adv = 0.0  # 0 = no GAN term (the discriminator is not trained either)
   l.lambda_feature = 0.0  # 0 = no autoencoder feature loss
   # discriminator feature matching: mean L1 between D's inner features of target and output (needs lambda_adv > 0;

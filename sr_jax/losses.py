@@ -59,39 +59,46 @@ def l1_loss(target: jnp.ndarray, output: jnp.ndarray) -> jnp.ndarray:
   return jnp.mean(jnp.abs(target - output))
 
 
-def snr_loss(target: jnp.ndarray, output: jnp.ndarray) -> jnp.ndarray:
-  """Mean over examples (the leading axis) of -10 log10((P_t + f) / (P_e + f)), P_t the target's mean power, P_e
-  the error's, f = 10^(SNR_LOSS_FLOOR_DB / 10): the negative SNR in dB, the measure evaluation reports. Unlike L2,
-  a window 18 dB quieter weighs as much as a loud one, and no example's shrinkage pays for another's."""
+def snr_loss(target: jnp.ndarray, output: jnp.ndarray, max_db: float | None = None) -> jnp.ndarray:
+  """Mean over examples (the leading axis) of -10 log10((P_t + f) / (P_e + tau P_t + f)), P_t the target's mean
+  power, P_e the error's, f = 10^(SNR_LOSS_FLOOR_DB / 10), tau = 10^(-max_db / 10) (0 when `max_db` is None): the
+  negative SNR in dB, the measure evaluation reports. Unlike L2, a window 18 dB quieter weighs as much as a loud one,
+  and no example's shrinkage pays for another's.
+
+  `max_db` soft-caps each example's SNR there (the thresholded SNR of Wisdom et al. 2020, MixIT). Without it an
+  example whose output is already almost exact (an input with nothing to restore) pulls hardest of all, the
+  gradient of log P_e growing as 1/sqrt(P_e), and under gradient clipping drowns the examples that have noise or a
+  room to remove; with it an example past max_db hardly pulls."""
   _check_same_shape(target, output)
   axes = tuple(range(1, jnp.ndim(target)))
   floor = 10.0 ** (SNR_LOSS_FLOOR_DB / 10.0)
-  signal = jnp.mean(jnp.square(target), axis=axes) + floor
-  error = jnp.mean(jnp.square(target - output), axis=axes) + floor
-  return jnp.mean(10.0 * (jnp.log10(error) - jnp.log10(signal)))
+  tau = 0.0 if max_db is None else 10.0 ** (-float(max_db) / 10.0)
+  power = jnp.mean(jnp.square(target), axis=axes)
+  error = jnp.mean(jnp.square(target - output), axis=axes) + tau * power + floor
+  return jnp.mean(10.0 * (jnp.log10(error) - jnp.log10(power + floor)))
 
 
-_DISTANCES = {"l2": l2_loss, "l1": l1_loss}
-_RECONSTRUCTIONS = {**_DISTANCES, "snr": snr_loss}
+_DISTANCES = {"l2": l2_loss, "l1": l1_loss}  # feature losses; reconstruction adds "snr"
 
 
-def _distance(kind: str, what: str, table=None):
-  table = _DISTANCES if table is None else table
+def _lookup(kind: str, what: str, table: dict):
   if kind not in table:
     allowed = ", ".join(repr(k) for k in sorted(table))
     raise UserError(f"unknown {what} kind {kind!r}; allowed: {allowed}")
   return table[kind]
 
 
-def reconstruction_loss(target: jnp.ndarray, output: jnp.ndarray, kind: str = "l2") -> jnp.ndarray:
-  """`l2_loss`, `l1_loss` or `snr_loss` by name (`kind` in ``RECONSTRUCTION_KINDS``; anything else is a
-  `UserError`)."""
-  return _distance(kind, "reconstruction loss", _RECONSTRUCTIONS)(target, output)
+def reconstruction_loss(target: jnp.ndarray, output: jnp.ndarray, kind: str = "l2",
+                        snr_max_db: float | None = None) -> jnp.ndarray:
+  """`l2_loss`, `l1_loss` or `snr_loss` (with `snr_max_db` as its max_db) by name (`kind` in
+  ``RECONSTRUCTION_KINDS``; anything else is a `UserError`)."""
+  snr = functools.partial(snr_loss, max_db=snr_max_db)
+  return _lookup(kind, "reconstruction loss", {**_DISTANCES, "snr": snr})(target, output)
 
 
 def feature_loss(target_features: jnp.ndarray, output_features: jnp.ndarray, kind: str = "l2") -> jnp.ndarray:
   """Mean squared ("l2") or mean absolute ("l1") difference between bottleneck features."""
-  return _distance(kind, "feature loss")(target_features, output_features)
+  return _lookup(kind, "feature loss", _DISTANCES)(target_features, output_features)
 
 
 def discriminator_loss(real_logits: jnp.ndarray, fake_logits: jnp.ndarray) -> jnp.ndarray:

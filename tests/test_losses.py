@@ -60,6 +60,29 @@ def test_snr_loss_matches_numpy_and_weighs_every_example_alike():
   assert np.all(np.isfinite(np.asarray(jax.grad(losses.snr_loss, argnums=1)(zero, zero))))
 
 
+def test_snr_loss_soft_cap_matches_numpy_and_stops_exact_examples_pulling():
+  target, output = _rng_pair((2, 400, 1), seed=5)
+  floor, tau = 10.0 ** (losses.SNR_LOSS_FLOOR_DB / 10.0), 10.0 ** (-30.0 / 10.0)
+  want = np.mean([10 * np.log10((np.mean((t - o) ** 2) + tau * np.mean(t ** 2) + floor) / (np.mean(t ** 2) + floor))
+                  for t, o in zip(target.astype(np.float64), output.astype(np.float64))])
+  t, o = _f32(target, output)
+  np.testing.assert_allclose(losses.snr_loss(t, o, 30.0), want, rtol=1e-5)
+  np.testing.assert_allclose(losses.reconstruction_loss(t, o, "snr", 30.0), want, rtol=1e-5)
+  # hand-worked: an exact output scores the cap, -10 log10(1 / 1e-3) = -30 dB; an error at the cap's power -27 dB
+  one = jnp.ones((1, 8))
+  np.testing.assert_allclose(losses.snr_loss(one, one, 30.0), -30.0, atol=1e-3)
+  np.testing.assert_allclose(losses.snr_loss(one, one + np.sqrt(1e-3), 30.0), -10 * np.log10(500.0), atol=1e-3)
+  # an almost exact example (60 dB) against a 10 dB one: uncapped it pulls ~150x harder than the 10 dB one, capped a third as hard
+  rng = np.random.default_rng(0)
+  clean = rng.normal(size=(2, 4096, 1)) * 0.1
+  noisy = clean + np.stack([1e-4, 0.1 / np.sqrt(10.0)])[:, None, None] * rng.normal(size=(2, 4096, 1))
+  norms = {}
+  for cap in (None, 30.0):
+    g = np.asarray(jax.grad(losses.snr_loss, argnums=1)(*_f32(clean, noisy), cap))
+    norms[cap] = np.linalg.norm(g[0]) / np.linalg.norm(g[1])
+  assert norms[None] > 100 and norms[30.0] < 0.5, norms
+
+
 def test_feature_loss_matches_numpy():
   target, output = _rng_pair((4, 16, 32), seed=1)
   t, o = _f32(target, output)

@@ -91,6 +91,8 @@ def check_config(config) -> None:
   if config.loss.reconstruction not in losses.RECONSTRUCTION_KINDS:
     allowed = ", ".join(repr(k) for k in losses.RECONSTRUCTION_KINDS)
     raise UserError(f"loss.reconstruction must be one of {allowed}, got {config.loss.reconstruction!r}")
+  if not config.loss.snr_max_db > 0:
+    raise UserError(f"loss.snr_max_db must be > 0 (dB), got {config.loss.snr_max_db}")
   if config.train.batch_size <= 0 or config.train.num_steps < 0:
     raise UserError("train.batch_size must be > 0 and train.num_steps >= 0")
   o = config.optim

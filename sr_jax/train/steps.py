@@ -89,7 +89,7 @@ def make_steps(config, models: Models, optimizers: Optimizers) -> tuple[Callable
       real_features = jax.lax.stop_gradient(real_features)
 
     def g_loss_fn(y_hat):
-      rec = losses.reconstruction_loss(y, y_hat, lc.reconstruction)
+      rec = losses.reconstruction_loss(y, y_hat, lc.reconstruction, lc.snr_max_db)
       terms = {"rec_loss": rec}
       total = rec
       if D is not None:

@@ -253,6 +253,7 @@ def test_feature_matching_with_the_global_discriminator_waits_for_the_adversaria
     ({"loss.lambda_adv": 0.1, "disc.kind": "spectral"}, r"disc.kind must be one of \['global', 'patch', 'mrsd'\]"),
     ({"loss.lambda_adv": 0.1, **MRSD, "disc.stft_fft_sizes": (16, 18)}, r"disc.stft_fft_sizes must be distinct FFT"),
     ({"loss.lambda_adv": 0.1, **MRSD, "disc.channels": 0}, r"disc.channels must be an integer >= 1"),
+    ({"loss.reconstruction": "snr", "loss.snr_max_db": 0.0}, r"loss.snr_max_db must be > 0 \(dB\), got 0.0"),
 ])
 def test_bad_feature_matching_and_spectrogram_discriminator_settings_are_refused(overrides, message):
   from sr_jax.errors import UserError
