@@ -45,6 +45,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   m.dropout = 0.5  # dropout rate in the generator's blocks (train mode only)
   m.dtype = "float32"  # compute dtype: float32 | bfloat16 (params stay float32)
   m.zero_init_final = False  # True: the final conv starts at zero, so the generator starts as the identity
+  # the up blocks' activation: relu (the original's) | leaky_relu (slope 0.2: a unit never dies; with relu every unit
+  # of an up block can end negative on every input, and then nothing below it reaches the output)
+  m.up_activation = "relu"
   # How convolutions are computed: xla (lax.conv_general_dilated everywhere) | fft (stride-1 convs with kernel >= 17,
   # i.e. the up blocks' 65/33/17, by FFT: same params, outputs equal to float32 rounding; on CPU at batch 16 those
   # convs are 2-4.6x faster and the depth-4 generators' forward+backward ~2x, slower at batch 2; bench/conv_impl.py).

@@ -25,10 +25,21 @@ def conv_impl(config) -> str:
   return check_conv_impl(config.model.conv_impl)
 
 
+UP_ACTIVATIONS = ("relu", "leaky_relu")
+
+
+def up_activation(config) -> str:
+  """config.model.up_activation, checked: one of UP_ACTIVATIONS, else a UserError."""
+  name = config.model.up_activation
+  if name not in UP_ACTIVATIONS:
+    raise UserError(f"model.up_activation must be one of {', '.join(UP_ACTIVATIONS)}, got {name!r}")
+  return name
+
+
 def build_generator(config) -> Generator:
   m = config.model
   return Generator(depth=m.depth, width=m.width, dropout=m.dropout, dtype=as_dtype(m.dtype),
-                   zero_init_final=m.zero_init_final, conv_impl=conv_impl(config))
+                   zero_init_final=m.zero_init_final, conv_impl=conv_impl(config), up_activation=up_activation(config))
 
 
 def build_discriminator(config):

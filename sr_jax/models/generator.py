@@ -32,6 +32,7 @@ class Generator(nn.Module):
   dtype: Dtype = jnp.float32
   zero_init_final: bool = False  # True: the final conv starts at zero, so G starts as the identity (G(x) = x)
   conv_impl: str = "xla"  # xla | fft: how big stride-1 convs are computed (same params; see layers.conv)
+  up_activation: str = "relu"  # the up blocks' activation: relu | leaky_relu (see layers.UpBlock)
 
   def setup(self):
     b_ = self.depth
@@ -40,7 +41,8 @@ class Generator(nn.Module):
     self.bottleneck = ConvBlock(level_channels(b_, self.width), level_kernel(b_), stride=2, dropout=self.dropout,
                                 dtype=self.dtype, conv_impl=self.conv_impl, name="bottleneck")
     self.up = [UpBlock(2 * level_channels(b, self.width), level_kernel(b), dropout=self.dropout, dtype=self.dtype,
-                       conv_impl=self.conv_impl, name=f"up_{b_ + 1 - b}") for b in range(b_, 0, -1)]
+                       conv_impl=self.conv_impl, activation=self.up_activation, name=f"up_{b_ + 1 - b}")
+               for b in range(b_, 0, -1)]
     self.final = conv(2, 9, 1, self.dtype, name="final", zero_init=self.zero_init_final, impl=self.conv_impl)
 
   def encode(self, x, train: bool = False):

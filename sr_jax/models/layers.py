@@ -120,17 +120,18 @@ class ConvBlock(nn.Module):
 
 
 class UpBlock(nn.Module):
-  """conv (stride 1) -> dropout -> ReLU -> subpixel -> [concat with the mirrored down output]."""
+  """conv (stride 1) -> dropout -> ReLU (or `activation`) -> subpixel -> [concat with the mirrored down output]."""
 
   features: int
   kernel: int
   dropout: float = 0.5
   dtype: Dtype = jnp.float32
   conv_impl: str = "xla"
+  activation: str = "relu"  # relu (Kuleshov et al.) | leaky_relu (a unit negative on every input still learns)
 
   @nn.compact
   def __call__(self, x, skip=None, train: bool = False):
-    x = ConvBlock(self.features, self.kernel, stride=1, dropout=self.dropout, activation="relu",
+    x = ConvBlock(self.features, self.kernel, stride=1, dropout=self.dropout, activation=self.activation,
                   dtype=self.dtype, conv_impl=self.conv_impl, name="block")(x, train)
     x = subpixel(x)
     if skip is not None:

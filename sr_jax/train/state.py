@@ -12,7 +12,7 @@ from flax import struct
 from sr_jax import losses
 from sr_jax.errors import UserError
 from sr_jax.models import (build_autoencoder, build_discriminator, build_generator, check_spectrogram_settings,
-                           check_window)
+                           check_window, up_activation)
 
 
 class Models(NamedTuple):
@@ -61,6 +61,7 @@ def build_models(config) -> Models:
 def check_config(config) -> None:
   """Config mistakes caught before anything is compiled, each as one clear UserError."""
   check_window(config.data.window, config.model.depth)
+  up_activation(config)
   if not 0 < config.data.stride <= config.data.window:
     raise UserError(f"data.stride={config.data.stride} must be in 1..data.window={config.data.window}")
   check_enhance_window(config)

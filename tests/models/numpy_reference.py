@@ -114,8 +114,9 @@ def depth_of(params) -> int:
   return sum(1 for name in params if name.startswith("down_"))
 
 
-def generator(variables, x):
-  """(N, W) or (N, W, 1) -> (N, W, 1)."""
+def generator(variables, x, up=None):
+  """(N, W) or (N, W, 1) -> (N, W, 1); `up` the up blocks' activation (default relu, the original's)."""
+  up = relu if up is None else up
   p = as64(variables["params"])
   x = windows(x)
   depth = depth_of(p)
@@ -125,7 +126,7 @@ def generator(variables, x):
     skips.append(h)
   h = leaky_relu(conv1d(h, p["bottleneck"]["conv"], 2))
   for l in range(1, depth + 1):
-    h = subpixel(relu(conv1d(h, p[f"up_{l}"]["block"]["conv"], 1)))
+    h = subpixel(up(conv1d(h, p[f"up_{l}"]["block"]["conv"], 1)))
     h = np.concatenate([h, skips[depth - l]], axis=-1)  # up_l mirrors level b = depth + 1 - l
   return x + subpixel(conv1d(h, p["final"], 1))
 

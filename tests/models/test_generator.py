@@ -118,3 +118,34 @@ def test_matches_an_independent_numpy_float64_forward(depth, window, impl):
   assert np.abs(want_delta).max() > 0.1  # not a vanishing correction
   assert numpy_reference.rel_err(delta, want_delta) < 1e-5
   np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
+def test_leaky_up_blocks_match_numpy_and_keep_a_dead_block_learning():
+  """model.up_activation=leaky_relu: the same parameters as relu's (checkpoints interchange), the numpy forward with
+  leaky up blocks; and with every unit of the last up block negative on every input (its bias far below zero), the
+  activations below it still reach the output, where relu's pass nothing (the music runs' dead network)."""
+  x = jnp.asarray(np.random.default_rng(7).standard_normal((2, 256, 1)), jnp.float32)
+  relu_model, leaky = Generator(depth=3, width=0.0625), Generator(depth=3, width=0.0625, up_activation="leaky_relu")
+  v = numpy_reference.perturbed(jit_init(relu_model, x), seed=3)
+  assert jax.tree.structure(jit_init(leaky, x)) == jax.tree.structure(v)
+  got = np.asarray(jit_apply(leaky)(v, x), np.float64)
+  want = numpy_reference.generator(v, x, up=numpy_reference.leaky_relu)
+  assert numpy_reference.rel_err(got - np.asarray(x), want - np.asarray(x)) < 1e-5
+  assert numpy_reference.rel_err(got - np.asarray(x), numpy_reference.generator(v, x) - np.asarray(x)) > 1e-2
+  params = jax.tree.map(lambda a: a, v["params"])
+  params["up_3"]["block"]["conv"]["bias"] = jnp.full_like(params["up_3"]["block"]["conv"]["bias"], -1e3)
+  for model, alive in ((relu_model, False), (leaky, True)):
+    h, skips = jit_apply(model)({"params": params}, x, method=Generator.encode)
+    a = jit_apply(model)({"params": params}, h, skips, stop=2, method=Generator.decode)
+    grad = jax.grad(lambda a: jnp.sum(model.apply({"params": params}, a, skips, start=2,
+                                                   method=Generator.decode) ** 2))(a)
+    assert (float(jnp.max(jnp.abs(grad))) > 0) == alive
+
+
+def test_unknown_up_activation_is_one_clear_error():
+  from sr_jax import config as config_lib
+  from sr_jax.models import build_generator
+
+  c = config_lib.apply_overrides(config_lib.get_config(), "model.up_activation=gelu")
+  with pytest.raises(UserError, match="model.up_activation must be one of relu, leaky_relu, got 'gelu'"):
+    build_generator(c)
