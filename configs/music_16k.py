@@ -4,13 +4,15 @@ filters, noise from 0 to 30 dB SNR, rooms with RT60 0.2-1 s, alone and combined;
 Data: the packaged music corpus (sr_jax/data/packaged.py: game soundtracks, band recordings, Sonic Pi and Hydrogen
 samples that Debian packages ship, and music21 scores rendered through General MIDI soundfonts with a program per
 piece), split by work, with whole families held out for testing (packaged.py's registry says which); every training
-file degraded four ways by the random chain below.
+file degraded four ways by the random chains below.
 
 Stages, `get_config("stage=NAME[,key=value,...]")` (default: the last):
-  base   per-window SNR loss + multi-resolution STFT loss from the input (the generator starts as the identity).
-  gan    from base: the same losses + the original's global discriminator.
-  mrsd   from base: the same with a multi-resolution spectrogram discriminator and feature matching.
-  plain  from base: the same losses only (the non-adversarial finish), the same steps; exported.
+  base   each window's negative SNR in dB, soft-capped at 30 dB, from the input (the generator starts as the
+         identity).
+  hard   from base: the same loss on the full-strength chain (HARD_CHAIN: more and stronger rooms and noise).
+  gan    from hard: the same loss + a multi-resolution STFT loss + the original's global discriminator.
+  mrsd   from hard: the same with a multi-resolution spectrogram discriminator and feature matching.
+  plain  from hard: the SNR and STFT losses only (the non-adversarial finish), the same steps; exported.
 
   sr-jax recipe --config=music_16k --workdir=runs/music_16k      (or python3 launch/recipe.py ...)
 needs the Debian packages that packaged.py names (`python3 -m sr_jax.data.packaged survey` lists them).
@@ -21,13 +23,17 @@ from sr_jax import recipes
 STAGES = recipes.RESTORATION_STAGES
 WORKDIR = "runs/music_16k"
 FINISH = recipes.RESTORATION_FINISH
-# The training degradations, each step drawn per example: a room (the synthetic reverb or image sources, RT60
+# The training degradations, each step drawn per example. Base: a room (the synthetic reverb or image sources, RT60
 # 0.2-0.8 s), a low-pass of any common kind at a log-uniform cut-off, noise of any colour (steady or modulated) at
-# 5-40 dB SNR, a lossy codec. Milder and rarer rooms and noise than the targets' worst: with rooms in half the
-# examples down to 0 dB SNR noise, the base's output fell below its input's SNR on band-limited music.
+# 5-40 dB SNR, a lossy codec. Hard: rooms to RT60 1 s and noise at 0-30 dB SNR, both more often.
 CHAIN = ("maybe 0.3 room random 0.2 0.8,maybe 0.85 lowpass random 2000 7000,maybe 0.4 noise random 5 40 random,"
          "maybe 0.1 codec random 0.3 1.0")
+HARD_CHAIN = ("maybe 0.4 room random 0.2 1.0,maybe 0.7 lowpass random 2000 7000,maybe 0.6 noise random 0 30 random,"
+              "maybe 0.1 codec random 0.3 1.0")
 
 
 def get_config(arg: str | None = None):
-  return recipes.restoration_config(arg, WORKDIR, kind="music", minutes=240.0, chain=CHAIN)
+  # leaky up blocks: with ReLU, every unit of the last up block ended negative on every input in each music run (the
+  # speech runs' did not), so nothing below it reached the output: a two-layer network in a U-Net's clothes
+  return recipes.restoration_config(arg, WORKDIR, kind="music", minutes=240.0, chain=CHAIN, hard_chain=HARD_CHAIN,
+                                    up_activation="leaky_relu")

@@ -51,30 +51,35 @@ def piano_corpus(data) -> None:
   data.corpus_minutes = PIANO_CORPUS_MINUTES
 
 
-# The restoration recipes (music_16k, speech_16k): one generator restores band limits, noise and rooms together;
-# a non-adversarial finish and two adversarial ones from the same base, trained on the same data for the same steps
-# (the model card compares them), so the recipes differ only in their data and chain.
-RESTORATION_FINISHES = ("gan", "mrsd", "plain")  # from the base stage; the last one is exported
-RESTORATION_STAGES = ("base",) + RESTORATION_FINISHES
+# The restoration recipes (music_16k, speech_16k): one generator restores band limits, noise and rooms together.
+# A curriculum: "base" on a milder chain, then "hard" from it on the full-strength chain; then a non-adversarial
+# finish and two adversarial ones from "hard", trained on the same data for the same steps (the model card compares
+# them). The recipes differ only in their data and chains.
+RESTORATION_FINISHES = ("gan", "mrsd", "plain")  # from the hard stage; the last one is exported
+RESTORATION_STAGES = ("base", "hard") + RESTORATION_FINISHES
 RESTORATION_FINISH = (("export", {"parts": ("gen",), "dtype": "float32"}),)
 
 
-def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float, chain: str, base_steps: int = 6000,
-                       finish_steps: int = 1000):
-  """A restoration recipe's `get_config(arg)`: stage "base" or one of RESTORATION_FINISHES (default: the last) on the
-  packaged corpus of `kind` (`minutes` of it) degraded by `chain`."""
+def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float, chain: str, hard_chain: str,
+                       base_steps: int = 6000, hard_steps: int = 3000, finish_steps: int = 1000,
+                       up_activation: str = "relu"):
+  """A restoration recipe's `get_config(arg)`: stage "base", "hard" or one of RESTORATION_FINISHES (default: the
+  last) on the packaged corpus of `kind` (`minutes` of it), degraded by `chain` in base and by `hard_chain` after;
+  `up_activation` is the generator's model.up_activation."""
   stage, rest = split_stage(arg, RESTORATION_STAGES, default=RESTORATION_STAGES[-1])
   c = config_lib.get_config()
   c.data.source = "packaged"
   c.data.packaged_kind = kind
   c.data.packaged_minutes = minutes
-  c.data.chain = chain
-  _restoration(c, stage, workdir, base_steps, finish_steps)
+  c.data.chain = chain if stage == "base" else hard_chain
+  c.model.up_activation = up_activation
+  _restoration(c, stage, workdir, base_steps, hard_steps, finish_steps)
   return config_lib.apply_overrides(c, rest)
 
 
-def _restoration(c, stage: str, workdir: str, base_steps: int, finish_steps: int) -> None:
-  """The generator, schedule and stage settings the restoration recipes share; `stage` is "base" or a finish."""
+def _restoration(c, stage: str, workdir: str, base_steps: int, hard_steps: int, finish_steps: int) -> None:
+  """The generator, schedule and stage settings the restoration recipes share; `stage` is "base", "hard" or a
+  finish."""
   c.model.depth = 8  # every output sample sees the whole window: reverberation tails, the notes around a gap
   c.model.width = 0.125  # channels 16, 32, 64, ... (1.6M generator weights)
   c.model.dropout = 0.0
@@ -89,9 +94,12 @@ def _restoration(c, stage: str, workdir: str, base_steps: int, finish_steps: int
   c.data.gain_db = (-18.0, 0.0)  # levels a recording may have; target and input alike
   c.data.cache_dir = f"{workdir}/data_cache"
   # Each window's negative SNR in dB, whatever its level (data.gain_db spans 18 dB; L2 would let the loud windows'
-  # shrinkage decide). The base has no STFT term: at weight 1 its log magnitudes (every bin alike, the room's tails
-  # and the empty top band most) outpulled the SNR and the output's SNR fell below the input's.
+  # shrinkage decide), soft-capped at 30 dB: a window the chain left (almost) intact would otherwise pull hardest
+  # of all and, under the gradient clipping, silence the windows with noise or a room to remove. The base has no
+  # STFT term: at weight 1 its log magnitudes (every bin alike, the room's tails and the empty top band most)
+  # outpulled the SNR and the output's SNR fell below the input's.
   c.loss.reconstruction = "snr"
+  c.loss.snr_max_db = 30.0
   c.optim.lr_g = 3e-4
   c.optim.lr_d = 1e-4
   c.optim.schedule = "warmup_cosine"
@@ -106,6 +114,12 @@ def _restoration(c, stage: str, workdir: str, base_steps: int, finish_steps: int
   if stage == "base":
     return
   c.train.init_from = f"{workdir}/base"
+  if stage == "hard":  # the same losses; the chain's rooms and noise are stronger and more frequent
+    c.train.num_steps = hard_steps
+    c.optim.lr_g = 2e-4
+    c.optim.warmup_steps = 100
+    return
+  c.train.init_from = f"{workdir}/hard"
   c.train.num_steps = finish_steps
   c.train.eval_every = 500
   c.optim.lr_g = 1e-4
