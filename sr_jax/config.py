@@ -200,9 +200,17 @@ RENAMED = {
 }
 
 
+# Keys whose value in a config saved before they existed is not their default: what such a run was trained with,
+# where the saved config has the (key, value) given.
+SAVED_BEFORE = {
+    "loss.snr_max_db": (("loss.reconstruction", "snr"), 200.0),  # the SNR loss had no cap (200: none)
+}
+
+
 def complete(saved: Mapping[str, Any]) -> ml_collections.ConfigDict:
-  """A saved config (a checkpoint's JSON dict) merged over the defaults: keys it lacks take their default, renamed
-  keys their new name. A key that is not declared here is a UserError (the checkpoint comes from other code)."""
+  """A saved config (a checkpoint's JSON dict) merged over the defaults: keys it lacks take their default (or their
+  SAVED_BEFORE value), renamed keys their new name. A key that is not declared here is a UserError (the checkpoint
+  comes from other code)."""
   from sr_jax.errors import UserError
 
   flat = dict(_flatten(saved))
@@ -210,6 +218,9 @@ def complete(saved: Mapping[str, Any]) -> ml_collections.ConfigDict:
     if old in flat:
       value = flat.pop(old)
       flat[new] = convert(value) if convert else value
+  for key, ((when, was), value) in SAVED_BEFORE.items():
+    if flat.get(when) == was:
+      flat.setdefault(key, value)
   config = get_config()
   unknown = []
   for path, value in flat.items():

@@ -52,34 +52,40 @@ def piano_corpus(data) -> None:
 
 
 # The restoration recipes (music_16k, speech_16k): one generator restores band limits, noise and rooms together.
-# A curriculum: "base" on a milder chain, then "hard" from it on the full-strength chain; then a non-adversarial
-# finish and two adversarial ones from "hard", trained on the same data for the same steps (the model card compares
-# them). The recipes differ only in their data and chains.
-RESTORATION_FINISHES = ("gan", "mrsd", "plain")  # from the hard stage; the last one is exported
-RESTORATION_STAGES = ("base", "hard") + RESTORATION_FINISHES
+# "base" on a milder chain, optionally "hard" from it on the full-strength chain (a curriculum); then a
+# non-adversarial finish and two adversarial ones from the stage before, trained on the same data for the same steps
+# (the model card compares them). The recipes differ in their data, chains and the few settings restoration_config
+# takes.
+RESTORATION_FINISHES = ("gan", "mrsd", "plain")  # from the stage before; the last one is exported
+RESTORATION_STAGES = ("base", "hard") + RESTORATION_FINISHES  # with a hard chain
+RESTORATION_STAGES_NO_HARD = ("base",) + RESTORATION_FINISHES  # without
 RESTORATION_FINISH = (("export", {"parts": ("gen",), "dtype": "float32"}),)
 
 
-def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float, chain: str, hard_chain: str,
-                       base_steps: int = 6000, hard_steps: int = 3000, finish_steps: int = 1000,
-                       up_activation: str = "relu"):
-  """A restoration recipe's `get_config(arg)`: stage "base", "hard" or one of RESTORATION_FINISHES (default: the
-  last) on the packaged corpus of `kind` (`minutes` of it), degraded by `chain` in base and by `hard_chain` after;
-  `up_activation` is the generator's model.up_activation."""
-  stage, rest = split_stage(arg, RESTORATION_STAGES, default=RESTORATION_STAGES[-1])
+def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float, chain: str,
+                       hard_chain: str | None = None, base_steps: int = 6000, hard_steps: int = 3000,
+                       finish_steps: int = 1000, up_activation: str = "relu", snr_max_db: float = 30.0):
+  """A restoration recipe's `get_config(arg)`: stage "base", "hard" (only with a `hard_chain`) or one of
+  RESTORATION_FINISHES (default: the last) on the packaged corpus of `kind` (`minutes` of it), degraded by `chain` in
+  base and by `hard_chain` (if any) after; `up_activation` and `snr_max_db` are model.up_activation and
+  loss.snr_max_db."""
+  stages = RESTORATION_STAGES if hard_chain else RESTORATION_STAGES_NO_HARD
+  stage, rest = split_stage(arg, stages, default=stages[-1])
   c = config_lib.get_config()
   c.data.source = "packaged"
   c.data.packaged_kind = kind
   c.data.packaged_minutes = minutes
-  c.data.chain = chain if stage == "base" else hard_chain
+  c.data.chain = chain if stage == "base" or not hard_chain else hard_chain
   c.model.up_activation = up_activation
-  _restoration(c, stage, workdir, base_steps, hard_steps, finish_steps)
+  c.loss.snr_max_db = snr_max_db
+  _restoration(c, stage, workdir, base_steps, hard_steps, finish_steps, "hard" if hard_chain else "base")
   return config_lib.apply_overrides(c, rest)
 
 
-def _restoration(c, stage: str, workdir: str, base_steps: int, hard_steps: int, finish_steps: int) -> None:
+def _restoration(c, stage: str, workdir: str, base_steps: int, hard_steps: int, finish_steps: int,
+                 before_finish: str) -> None:
   """The generator, schedule and stage settings the restoration recipes share; `stage` is "base", "hard" or a
-  finish."""
+  finish, and a finish starts from stage `before_finish`."""
   c.model.depth = 8  # every output sample sees the whole window: reverberation tails, the notes around a gap
   c.model.width = 0.125  # channels 16, 32, 64, ... (1.6M generator weights)
   c.model.dropout = 0.0
@@ -94,12 +100,11 @@ def _restoration(c, stage: str, workdir: str, base_steps: int, hard_steps: int, 
   c.data.gain_db = (-18.0, 0.0)  # levels a recording may have; target and input alike
   c.data.cache_dir = f"{workdir}/data_cache"
   # Each window's negative SNR in dB, whatever its level (data.gain_db spans 18 dB; L2 would let the loud windows'
-  # shrinkage decide), soft-capped at 30 dB: a window the chain left (almost) intact would otherwise pull hardest
-  # of all and, under the gradient clipping, silence the windows with noise or a room to remove. The base has no
-  # STFT term: at weight 1 its log magnitudes (every bin alike, the room's tails and the empty top band most)
-  # outpulled the SNR and the output's SNR fell below the input's.
+  # shrinkage decide), soft-capped at loss.snr_max_db (restoration_config): uncapped, a window the chain left
+  # (almost) intact pulls hardest of all and, under the gradient clipping, silences the windows with noise or a room
+  # to remove. The base has no STFT term: at weight 1 its log magnitudes (every bin alike, the room's tails and the
+  # empty top band most) outpulled the SNR and the output's SNR fell below the input's.
   c.loss.reconstruction = "snr"
-  c.loss.snr_max_db = 30.0
   c.optim.lr_g = 3e-4
   c.optim.lr_d = 1e-4
   c.optim.schedule = "warmup_cosine"
@@ -119,7 +124,7 @@ def _restoration(c, stage: str, workdir: str, base_steps: int, hard_steps: int, 
     c.optim.lr_g = 2e-4
     c.optim.warmup_steps = 100
     return
-  c.train.init_from = f"{workdir}/hard"
+  c.train.init_from = f"{workdir}/{before_finish}"
   c.train.num_steps = finish_steps
   c.train.eval_every = 500
   c.optim.lr_g = 1e-4

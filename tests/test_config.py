@@ -75,6 +75,10 @@ def test_complete_merges_over_defaults_and_renames_old_keys():
   assert c.loss.corridor_ceiling_db is None  # 200 dB was the old spelling of "no ceiling"
   assert c.data.eval_seed == 0 and c.data.cache_dtype == "float32"  # missing keys: their defaults
   assert config_lib.complete({"loss": {"ceiling_db": 6}}).loss.corridor_ceiling_db == 6.0
+  # a run on the SNR loss saved before its cap existed trained uncapped (200: none), whatever today's default
+  assert config_lib.get_config().loss.snr_max_db == 30.0 and c.loss.snr_max_db == 30.0  # an L2 run: the default
+  assert config_lib.complete({"loss": {"reconstruction": "snr"}}).loss.snr_max_db == 200.0
+  assert config_lib.complete({"loss": {"reconstruction": "snr", "snr_max_db": 30.0}}).loss.snr_max_db == 30.0
   with pytest.raises(UserError, match="does not know: data.nosuch"):
     config_lib.complete({"data": {"nosuch": 1}})
 

@@ -89,9 +89,14 @@ def test_recipe_declarations(name):
     assert c.data.window % 2 ** (c.model.depth + 1) == 0
     assert c.data.cache_dir == f"runs/{name}/data_cache"  # one cache of degraded pairs for all stages
   # each stage starts from the previous stage's folder under the recipe's workdir
-  # the piano recipes' stages each start from the one before; the restoration recipes' finishes all from hard
-  restoration = ["base"] + ["hard"] * (len(module.STAGES) - 2)
-  before = restoration if module.STAGES == recipes.RESTORATION_STAGES else module.STAGES[:-1]
+  # the piano recipes' stages each start from the one before; the restoration recipes' finishes all from the stage
+  # before them (hard, or base where there is no hard stage)
+  if module.STAGES == recipes.RESTORATION_STAGES:
+    before = ["base"] + ["hard"] * (len(module.STAGES) - 2)
+  elif module.STAGES == recipes.RESTORATION_STAGES_NO_HARD:
+    before = ["base"] * (len(module.STAGES) - 1)
+  else:
+    before = module.STAGES[:-1]
   assert [RECIPES[name].get_config(f"stage={s}").train.init_from for s in module.STAGES] == [
       ""] + [f"runs/{name}/{s}" for s in before]
 
@@ -194,37 +199,39 @@ def test_last_stage_is_the_shipped_models_saved_config(name):
   assert {k: recipe[k] for k in compared} == {k: saved[k] for k in compared}
 
 
-@pytest.mark.parametrize("name, kind", [("music_16k", "music"), ("speech_16k", "speech")])
-def test_restoration_recipes_compare_their_finishes_on_the_same_data_and_steps(name, kind):
-  """music_16k, speech_16k: a base stage on a milder chain, a hard stage from it on the full-strength chain, then
-  three finishes from hard (the original's discriminator, a spectrogram discriminator with feature matching, none) on
-  the same data, chain and steps; the non-adversarial one is exported."""
+@pytest.mark.parametrize("name, kind, hard", [("music_16k", "music", True), ("speech_16k", "speech", False)])
+def test_restoration_recipes_compare_their_finishes_on_the_same_data_and_steps(name, kind, hard):
+  """music_16k, speech_16k: a base stage on a milder chain, (music) a hard stage from it on the full-strength chain,
+  then three finishes from the stage before (the original's discriminator, a spectrogram discriminator with feature
+  matching, none) on the same data, chain and steps; the non-adversarial one is exported."""
   from sr_jax.data import degrade  # noqa: PLC0415
   from sr_jax.train import state as state_lib  # noqa: PLC0415
 
   module = recipes.load(os.path.join(ROOT, "configs", f"{name}.py"))
-  assert module.STAGES == ("base", "hard", "gan", "mrsd", "plain") and module.FINISH[-1][0] == "export"
+  stages = ("base", "hard", "gan", "mrsd", "plain") if hard else ("base", "gan", "mrsd", "plain")
+  assert module.STAGES == stages and module.FINISH[-1][0] == "export"
   configs = {s: module.get_config(f"stage={s}") for s in module.STAGES}
   for stage, c in configs.items():
     state_lib.check_config(c)
     assert state_lib.config_warnings(c) == [], stage
     assert c.data.source == "packaged" and c.data.packaged_kind == kind and c.data.copies > 1
     assert c.data.window % 2 ** (c.model.depth + 1) == 0 and c.data.cache_dir == f"runs/{name}/data_cache"
-    assert c.data.chain == (module.CHAIN if stage == "base" else module.HARD_CHAIN)
+    assert c.data.chain == (module.HARD_CHAIN if hard and stage != "base" else module.CHAIN)
     assert c.model.to_dict() == configs["base"].model.to_dict()
     names = {step.name for step in degrade.parse_chain(c.data.chain)}
     assert {"room", "lowpass", "noise"} <= names and "sample" not in names  # the input stays at 16 kHz
   assert configs["base"].train.init_from == "" and configs["base"].loss.lambda_adv == 0
-  assert configs["hard"].train.init_from == f"runs/{name}/base" and configs["hard"].loss.lambda_adv == 0
-  # the hard chain: rooms and noise more often than in base, and stronger (a longer RT60, a lower SNR)
-  base_steps, hard_steps = (degrade.parse_chain(module.CHAIN), degrade.parse_chain(module.HARD_CHAIN))
-  for kind in ("room", "noise"):
-    (b,), (h,) = ([s for s in steps if s.name == kind] for steps in (base_steps, hard_steps))
-    assert h.probability > b.probability, (kind, b, h)
-    stronger = h.args[2] > b.args[2] if kind == "room" else h.args[1] < b.args[1]  # RT60 max; SNR min
-    assert stronger, (kind, b, h)
+  if hard:
+    assert configs["hard"].train.init_from == f"runs/{name}/base" and configs["hard"].loss.lambda_adv == 0
+    # the hard chain: rooms and noise more often than in base, and stronger (a longer RT60, a lower SNR)
+    base_steps, hard_steps = (degrade.parse_chain(module.CHAIN), degrade.parse_chain(module.HARD_CHAIN))
+    for step in ("room", "noise"):
+      (b,), (h,) = ([s for s in steps if s.name == step] for steps in (base_steps, hard_steps))
+      assert h.probability > b.probability, (step, b, h)
+      stronger = h.args[2] > b.args[2] if step == "room" else h.args[1] < b.args[1]  # RT60 max; SNR min
+      assert stronger, (step, b, h)
   finishes = [configs[s] for s in ("gan", "mrsd", "plain")]
-  assert {c.train.init_from for c in finishes} == {f"runs/{name}/hard"}
+  assert {c.train.init_from for c in finishes} == {f"runs/{name}/{'hard' if hard else 'base'}"}
   assert len({c.train.num_steps for c in finishes}) == 1 and len({c.loss.lambda_corridor for c in finishes}) == 1
   assert configs["gan"].disc.kind == "global" and configs["gan"].loss.lambda_adv > 0
   assert configs["gan"].loss.lambda_fm == 0
