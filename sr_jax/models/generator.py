@@ -3,8 +3,8 @@
   x (N, W, 1)
   down_1 .. down_B      conv stride 2 (channels(b), kernel(b)), LeakyReLU 0.2           -> skips d_1 .. d_B
   bottleneck            conv stride 2 (channels(B), kernel(B)), dropout, LeakyReLU 0.2
-  up_1 .. up_B          up_l mirrors level b = B + 1 - l: conv stride 1 to 2 * channels(b), dropout, ReLU,
-                        subpixel, concat with d_b                                       -> (W / 2**(b-1), 2 * channels(b))
+  up_1 .. up_B          up_l mirrors level b = B + 1 - l: conv stride 1 to 2 * channels(b), dropout, ReLU (or
+                        model.up_activation), subpixel, concat with d_b                 -> (W / 2**(b-1), 2 * channels(b))
   final                 conv to 2 channels (kernel 9), subpixel, + x (additive input skip)
 
 The two halves are exposed for collaborative sampling (sr_jax.sampling):
@@ -12,12 +12,16 @@ The two halves are exposed for collaborative sampling (sr_jax.sampling):
   a_l = G.apply(v, h, skips, stop=l, method=Generator.decode)        # activation after up block l
   y = G.apply(v, a_l, skips, start=l, method=Generator.decode)       # finish from there, original skips
 and `G(x) == decode(*encode(x))` exactly.
+
+`dead_up_blocks` names the ReLU up blocks whose every unit is 0 on a batch: nothing below such a block reaches the
+output (training warns of it at each validation).
 """
 
 from __future__ import annotations
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
 from sr_jax.models.layers import ConvBlock, Dtype, UpBlock, as_windows, check_window, conv, level_channels, \
     level_kernel, subpixel
@@ -76,3 +80,17 @@ class Generator(nn.Module):
   def __call__(self, x, train: bool = False):
     h, skips = self.encode(x, train)
     return self.decode(h, skips, train=train)
+
+
+def dead_up_blocks(gen: Generator, params, x) -> list[str]:
+  """The names of `gen`'s up blocks whose activation output is 0 everywhere on the windows x (N, W[, 1]) (ReLU up
+  blocks only: a leaky one is never 0 everywhere). Such a block passes no gradient and no signal from the levels
+  below it: the network is as deep as the blocks above the lowest dead one."""
+  if gen.up_activation != "relu":
+    return []
+  _, state = gen.apply({"params": params}, as_windows(jnp.asarray(x)), mutable=["intermediates"],
+                       capture_intermediates=lambda module, method: isinstance(module, ConvBlock) and
+                       method == "__call__")
+  found = state["intermediates"]
+  up = sorted((n for n in found if n.startswith("up_")), key=lambda n: int(n[3:]))
+  return [name for name in up if not np.any(np.asarray(found[name]["block"]["__call__"][0]))]

@@ -26,6 +26,7 @@ from jax.experimental import multihost_utils
 from sr_jax import layout
 from sr_jax.data import pipeline, sources
 from sr_jax.errors import UserError
+from sr_jax.models.generator import dead_up_blocks
 from sr_jax.train import sharding, state as state_lib, steps as steps_lib
 from sr_jax.train.checkpoint import NET_NAMES, Checkpointer, abstract_with_shardings
 from sr_jax.train.workdir_lock import WorkdirBusy, WorkdirLock
@@ -276,6 +277,11 @@ def train_and_evaluate(config, workdir: str):
         if last or done % config.train.eval_every == 0:
           val = evaluate(eval_step, state, valid, mesh)
           log.validation(done, val)
+          dead = dead_up_blocks(models.gen, jax.device_get(state.gen.params), np.asarray(fixed_example["input"][:4]))
+          if dead:
+            logging.warning("step %d: up block %s outputs 0 on every unit for a validation batch, so nothing below "
+                            "it reaches the output (its ReLUs died); model.up_activation=leaky_relu cannot die so",
+                            done, dead[-1])
           if config.checkpoint.keep_best and math.isfinite(val.get("model_lsd", math.nan)):
             ckpt.save_best(done, state, val["model_lsd"])
         if last or done % config.log.audio_every == 0:

@@ -7,6 +7,7 @@ from tests.models import jit_apply, jit_init, numpy_reference
 
 from sr_jax.errors import UserError
 from sr_jax.models import Generator
+from sr_jax.models.generator import dead_up_blocks
 from sr_jax.models.summary import layer_table, window_spec
 
 
@@ -140,6 +141,8 @@ def test_leaky_up_blocks_match_numpy_and_keep_a_dead_block_learning():
     grad = jax.grad(lambda a: jnp.sum(model.apply({"params": params}, a, skips, start=2,
                                                    method=Generator.decode) ** 2))(a)
     assert (float(jnp.max(jnp.abs(grad))) > 0) == alive
+    assert dead_up_blocks(model, params, x) == ([] if alive else ["up_3"])  # leaky blocks are never reported
+  assert dead_up_blocks(relu_model, v["params"], x) == []  # a healthy relu network
 
 
 def test_unknown_up_activation_is_one_clear_error():

@@ -369,3 +369,24 @@ def test_a_failed_start_is_one_error_line_and_leaves_the_workdir_as_it_was(tmp_p
   assert len(errors) == 1 and result.stderr.strip().splitlines()[-1] == errors[0]
   assert "no_audio_here does not exist" in errors[0]
   assert sorted(os.listdir(mine)) == ["notes.txt"]
+
+
+def test_each_validation_checks_the_up_blocks_and_warns_of_a_dead_one(data_dir, tmp_path, monkeypatch, caplog):
+  """Every validation runs generator.dead_up_blocks on the trained params and a validation batch (this healthy run:
+  none); a dead block (here reported by a stand-in) is a warning naming it and the leaky fix."""
+  seen = []
+
+  def spy(gen, params, x):
+    seen.append((real(gen, params, x), np.shape(x)))
+    return ["up_1", "up_2"]
+
+  real = loop.dead_up_blocks
+  monkeypatch.setattr(loop, "dead_up_blocks", spy)
+  config = tiny.get_config()
+  config.data.dir, config.train.num_steps, config.train.eval_every = data_dir, 4, 2
+  config.checkpoint.every = 4
+  config.log.tensorboard = config.log.progress = False
+  loop.train_and_evaluate(config, str(tmp_path / "w"))
+  assert [dead for dead, _ in seen] == [[], []] and all(shape[0] <= 4 for _, shape in seen)
+  assert caplog.text.count("up block up_2 outputs 0 on every unit") == 2
+  assert "model.up_activation=leaky_relu" in caplog.text
