@@ -33,7 +33,7 @@ HARD_CHAIN = ("maybe 0.4 room random 0.2 1.0,maybe 0.7 lowpass random 2000 7000,
 
 
 def get_config(arg: str | None = None):
-  # leaky up blocks: with ReLU, every unit of the last up block ended negative on every input in each music run (the
-  # speech runs' did not), so nothing below it reached the output: a two-layer network in a U-Net's clothes
+  # leaky up blocks: with ReLU, every unit of this recipe's last up block ends negative on every input, so nothing
+  # below it reaches the output (the model card's "What was tried")
   return recipes.restoration_config(arg, WORKDIR, kind="music", minutes=240.0, chain=CHAIN, hard_chain=HARD_CHAIN,
                                     up_activation="leaky_relu")

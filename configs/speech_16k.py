@@ -25,8 +25,8 @@ CHAIN = ("maybe 0.25 room random 0.2 0.8,maybe 0.3 telephone,maybe 0.7 lowpass r
 
 
 def get_config(arg: str | None = None):
-  # No hard stage and no cap on the SNR loss (200: none): with both (music_16k's recipe) LSD fell by a quarter and
-  # steady noise lost 0.8 dB more, but the SNR of band-limited input fell 0.6 dB below the input's and PESQ-wb fell,
-  # on the telephone band from 3.08 to 1.88 (the card's "What was tried").
+  # No hard stage and no cap on the SNR loss (200: none): with both (music_16k's recipe) LSD fell, but the SNR of
+  # band-limited input fell below the input's and PESQ-wb fell most on the telephone band (the model card's "What
+  # was tried").
   return recipes.restoration_config(arg, WORKDIR, kind="speech", minutes=-1.0, chain=CHAIN,  # -1: every voice
                                     snr_max_db=200.0)

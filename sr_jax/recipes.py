@@ -118,13 +118,12 @@ def _restoration(c, stage: str, workdir: str, base_steps: int, hard_steps: int, 
   c.checkpoint.keep = 2
   if stage == "base":
     return
-  c.train.init_from = f"{workdir}/base"
+  c.train.init_from = f"{workdir}/{'base' if stage == 'hard' else before_finish}"
   if stage == "hard":  # the same losses; the chain's rooms and noise are stronger and more frequent
     c.train.num_steps = hard_steps
     c.optim.lr_g = 2e-4
     c.optim.warmup_steps = 100
     return
-  c.train.init_from = f"{workdir}/{before_finish}"
   c.train.num_steps = finish_steps
   c.train.eval_every = 500
   c.optim.lr_g = 1e-4
