@@ -19,9 +19,11 @@ output (training warns of it at each validation).
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
-import numpy as np
 
 from sr_jax.models.layers import ConvBlock, Dtype, UpBlock, as_windows, check_window, conv, level_channels, \
     level_kernel, subpixel
@@ -85,12 +87,23 @@ class Generator(nn.Module):
 def dead_up_blocks(gen: Generator, params, x) -> list[str]:
   """The names of `gen`'s up blocks whose activation output is 0 everywhere on the windows x (N, W[, 1]) (ReLU up
   blocks only: a leaky one is never 0 everywhere). Such a block passes no gradient and no signal from the levels
-  below it: the network is as deep as the blocks above the lowest dead one."""
+  below it: the network is as deep as the blocks above the lowest dead one. Compiled, so that `params` may be sharded
+  across the processes of a multi-host run (every process calls it; each gets the same answer)."""
   if gen.up_activation != "relu":
     return []
-  _, state = gen.apply({"params": params}, as_windows(jnp.asarray(x)), mutable=["intermediates"],
-                       capture_intermediates=lambda module, method: isinstance(module, ConvBlock) and
-                       method == "__call__")
-  found = state["intermediates"]
-  up = sorted((n for n in found if n.startswith("up_")), key=lambda n: int(n[3:]))
-  return [name for name in up if not np.any(np.asarray(found[name]["block"]["__call__"][0]))]
+  alive = _up_block_activity(gen)(params, jnp.asarray(x))
+  return [name for name in sorted(alive, key=lambda n: int(n[3:])) if not bool(alive[name])]
+
+
+@functools.lru_cache(maxsize=8)
+def _up_block_activity(gen: Generator):
+  """A compiled (params, x) -> {up block name: whether any unit of its activation output is nonzero on x}."""
+
+  def activity(params, x):
+    _, state = gen.apply({"params": params}, as_windows(x), mutable=["intermediates"],
+                         capture_intermediates=lambda module, method: isinstance(module, ConvBlock) and
+                         method == "__call__")
+    found = state["intermediates"]
+    return {n: jnp.any(found[n]["block"]["__call__"][0] != 0) for n in found if n.startswith("up_")}
+
+  return jax.jit(activity)

@@ -11,6 +11,7 @@ import numpy as np
 from absl import logging
 from tqdm import tqdm
 
+from sr_jax import metrics
 from sr_jax.report import plots
 from sr_jax.train import state as state_lib
 from sr_jax.train.writer import create_writer, read_history
@@ -58,7 +59,9 @@ class RunLog:
     self.writer.write_scalars(step, {f"valid/{k}": v for k, v in val.items()})
     names = [n for n in ("model", "spline", "input") if f"{n}_lsd" in val]
     text = (f"step {step} validation: LSD " + " / ".join(f"{n} {val[n + '_lsd']:.3f}" for n in names)
-            + "; SNR " + " / ".join(f"{n} {val[n + '_snr']:.2f}" for n in names) + " dB")
+            + "; SNR " + " / ".join(f"{n} {val[n + '_snr']:.2f}" for n in names) + " dB"
+            + (f"; capped at {metrics.VALID_SNR_CAP_DB:g} dB "
+               + " / ".join(f"{n} {val[n + '_snr_capped']:.2f}" for n in names) if "model_snr_capped" in val else ""))
     if self.bar.disable:
       logging.info(text)
     else:

@@ -277,8 +277,8 @@ def train_and_evaluate(config, workdir: str):
         if last or done % config.train.eval_every == 0:
           val = evaluate(eval_step, state, valid, mesh)
           log.validation(done, val)
-          dead = dead_up_blocks(models.gen, jax.device_get(state.gen.params), np.asarray(fixed_example["input"][:4]))
-          if dead:
+          dead = dead_up_blocks(models.gen, state.gen.params, np.asarray(fixed_example["input"][:4]))
+          if dead and jax.process_index() == 0:
             logging.warning("step %d: up block %s outputs 0 on every unit for a validation batch, so nothing below "
                             "it reaches the output (its ReLUs died); model.up_activation=leaky_relu cannot die so",
                             done, dead[-1])

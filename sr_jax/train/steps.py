@@ -159,7 +159,7 @@ def make_steps(config, models: Models, optimizers: Optimizers) -> tuple[Callable
     return new.replace(step=state.step + 1), out
 
   def eval_step(state: TrainState, batch):
-    """Masked sums over the batch of LSD and SNR of the model, the input and (if given) the spline baseline."""
+    """Masked sums over the batch of LSD, SNR and capped SNR (metrics.batch_snr_capped) of the model, the input and (if given) the spline baseline."""
     x, y, mask = batch["input"], batch["target"], batch["mask"]
     y_hat = G.apply({"params": state.gen.params}, x)
     out = {"count": jnp.sum(mask)}
@@ -167,6 +167,7 @@ def make_steps(config, models: Models, optimizers: Optimizers) -> tuple[Callable
     for name, est in candidates:
       out[f"{name}_lsd"] = jnp.sum(mask * metrics.batch_lsd(y[..., 0], est[..., 0]))
       out[f"{name}_snr"] = jnp.sum(mask * metrics.batch_snr(y[..., 0], est[..., 0]))
+      out[f"{name}_snr_capped"] = jnp.sum(mask * metrics.batch_snr_capped(y[..., 0], est[..., 0]))
     out["rec_loss"] = jnp.sum(mask * jnp.mean((y - y_hat) ** 2, axis=(1, 2)))
     return out
 

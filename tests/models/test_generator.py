@@ -145,6 +145,27 @@ def test_leaky_up_blocks_match_numpy_and_keep_a_dead_block_learning():
   assert dead_up_blocks(relu_model, v["params"], x) == []  # a healthy relu network
 
 
+def test_dead_up_blocks_takes_params_sharded_over_devices():
+  """The check is compiled, so it takes params laid out over the devices (as a sharded run's state is) and the
+  answer is the one of the same params on one device."""
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec
+  x = jnp.asarray(np.random.default_rng(7).standard_normal((2, 256, 1)), jnp.float32)
+  model = Generator(depth=3, width=0.0625)
+  params = jax.tree.map(lambda a: a, jit_init(model, x)["params"])
+  params["up_2"]["block"]["conv"]["bias"] = jnp.full_like(params["up_2"]["block"]["conv"]["bias"], -1e3)
+  mesh = Mesh(np.array(jax.devices()), ("d",))
+
+  def place(a):  # the last axis split over the devices where it divides, replicated otherwise
+    split = a.ndim and a.shape[-1] % len(jax.devices()) == 0
+    return jax.device_put(a, NamedSharding(mesh, PartitionSpec(*([None] * (a.ndim - 1)), "d") if split
+                                           else PartitionSpec()))
+
+  sharded = jax.tree.map(place, params)
+  assert any(len(a.sharding.device_set) > 1 and not a.sharding.is_fully_replicated
+             for a in jax.tree.leaves(sharded))
+  assert dead_up_blocks(model, sharded, x) == dead_up_blocks(model, jax.device_get(params), x) == ["up_2"]
+
+
 def test_unknown_up_activation_is_one_clear_error():
   from sr_jax import config as config_lib
   from sr_jax.models import build_generator

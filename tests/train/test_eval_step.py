@@ -41,6 +41,13 @@ def snr(y, y_hat):
   return float(10 * np.log10(np.sum(y ** 2) / np.sum((y - y_hat) ** 2)))
 
 
+def snr_capped(y, y_hat, cap_db=30.0):
+  """SNR counting each window up to cap_db: signal over (error + 10^(-cap/10) signal)."""
+  y, y_hat = np.asarray(y, np.float64), np.asarray(y_hat, np.float64)
+  signal = np.sum(y ** 2)
+  return float(10 * np.log10(signal / (np.sum((y - y_hat) ** 2) + 10 ** (-cap_db / 10) * signal)))
+
+
 def batch_of(config, seed, mask):
   """fixed_batch's windows with a faint broadband floor in the target (far bins well above float32's rounding), a
   stand-in spline baseline, and `mask`."""
@@ -59,6 +66,8 @@ def numpy_sums(params, batch):
   for name, est in (("model", y_hat), ("input", batch["input"]), ("spline", batch["baseline"])):
     out[f"{name}_lsd"] = sum(m * lsd(y[:, 0], e[:, 0]) for m, y, e in zip(batch["mask"], batch["target"], est))
     out[f"{name}_snr"] = sum(m * snr(y[:, 0], e[:, 0]) for m, y, e in zip(batch["mask"], batch["target"], est))
+    out[f"{name}_snr_capped"] = sum(m * snr_capped(y[:, 0], e[:, 0])
+                                    for m, y, e in zip(batch["mask"], batch["target"], est))
   out["rec_loss"] = sum(m * np.mean((y - e) ** 2) for m, y, e in zip(batch["mask"], batch["target"], y_hat))
   return out
 
@@ -70,6 +79,8 @@ def test_numpy_lsd_and_snr_by_hand():
   assert lsd(y, y) == 0.0
   assert lsd(y, 2 * y) == pytest.approx(2 * np.log10(2), rel=1e-6)
   assert snr(y, 0.5 * y) == pytest.approx(10 * np.log10(4))
+  assert snr_capped(y, y) == pytest.approx(30.0)  # exact: the cap itself
+  assert snr_capped(y, 0.5 * y) == pytest.approx(-10 * np.log10(0.25 + 1e-3))  # 6.02 dB counts as 6.00
   short = y[:64]  # one frame, the window's centre 1024 .. 1087 of the padded signal
   window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(1024, 1088) / N_FFT)
   power = power_spectrogram(short)
