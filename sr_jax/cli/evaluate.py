@@ -44,7 +44,8 @@ flags.DEFINE_string("chain", None, "Degradation chain making the inputs, e.g. 's
                     "(grammar: sr_jax/data/degrade.py); default: the model's config.data.chain.")
 flags.DEFINE_string("chains", None, "Or several named chains, each applied to every file: 'NAME=CHAIN;NAME=CHAIN...' "
                     "(e.g. 'bw4k=sample 8000 16000;noise10=noise random 10'), or a text file with one NAME=CHAIN a "
-                    "line (# comments). Names: letters, digits, _ . + -. One summary per chain in the report.")
+                    "line (# comments). Names: letters, digits, _ . + -. One summary per chain in the report. The "
+                    "chain 'none' scores the model on the clean audio itself (does it harm what needs no repair?).")
 flags.DEFINE_integer("seed", 0, "Degradation seed; each file's seed derives from it and the file's name.")
 flags.DEFINE_string("report", None, "Report folder to write (metrics.json, index.html, report.md, WAVs, "
                     "spectrograms).")

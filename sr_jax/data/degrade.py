@@ -15,9 +15,9 @@ applied in order::
   maybe P STEP
 
 e.g. "sample 4000 16000,whitenoise 0 0.002,reverb 0.1 50 50 100 0 0" or "room random 0.2 1.2,maybe 0.5 noise
-random 5 30,maybe 0.3 codec random 0.2 0.8,lowpass random 2000 8000". An empty chain is the identity. A range
-X [X_MAX] is drawn per example: uniformly in [X, X_MAX] (log-uniformly for cut-offs: equal odds per octave);
-X alone is fixed. A word `random` draws one of the listed choices per example, with equal odds.
+random 5 30,maybe 0.3 codec random 0.2 0.8,lowpass random 2000 8000". The chain `none`, like an empty one, is the
+identity. A range X [X_MAX] is drawn per example: uniformly in [X, X_MAX] (log-uniformly for cut-offs: equal odds
+per octave); X alone is fixed. A word `random` draws one of the listed choices per example, with equal odds.
 
 - `sample LOW HIGH`: the target is the clean audio resampled to HIGH Hz (soxr). The input is band-limited to
   LOW (anti-aliased soxr resampling HIGH -> LOW) and brought back to HIGH by `upsample` ("soxr": band-limited,
@@ -401,11 +401,14 @@ def with_data_root(chain: str, root: str) -> str:
   return chain.replace(DATA_TOKEN, os.path.abspath(root))
 
 
+NO_DEGRADATION = "none"  # the chain that leaves the audio as it is, as the empty chain does
+
+
 def parse_chain(text: Chain) -> tuple[Step, ...]:
   """Parses a chain string into Steps (an already parsed chain is returned as a tuple). Errors: UserError."""
   if not isinstance(text, str):
     return tuple(text)
-  if not text.strip():
+  if not text.strip() or text.strip() == NO_DEGRADATION:
     return ()
   steps = tuple(_parse_step(piece.strip(), text) for piece in split_outside_quotes(text))
   samples = [s for s in steps if s.name == "sample"]

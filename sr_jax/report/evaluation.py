@@ -130,7 +130,8 @@ def parse_chains(spec: str) -> dict[str, str]:
   comma-separated, see `sr_jax.data.degrade`), or the path of a text file with one NAME=CHAIN a line ('#' starts a
   comment outside quotes, blank lines are skipped). Names: letters, digits, '_', '.', '+', '-', starting with a
   letter or digit, unique. Every chain must parse, be non-empty, have what its steps need to run (`check_chain`)
-  and make the same target rate as the others. Each mistake is a one-line `UserError`."""
+  and make the same target rate as the others; the chain `none` is the clean audio itself (what does the model do to
+  audio with nothing to restore?). Each mistake is a one-line `UserError`."""
   from sr_jax.data import degrade as degrade_lib  # noqa: PLC0415
 
   if os.path.isfile(spec):
@@ -163,7 +164,8 @@ def parse_chains(spec: str) -> dict[str, str]:
     if name in chains:
       raise UserError(f"{where}: chain name {name!r} is given twice: each chain needs its own name")
     if not chain:
-      raise UserError(f"{where}: the chain {name!r} is empty: give its degradation steps after '{name}='")
+      raise UserError(f"{where}: the chain {name!r} is empty: give its degradation steps after '{name}=' (or "
+                      f"'{name}={degrade_lib.NO_DEGRADATION}' for the clean audio itself)")
     try:
       steps = check_chain(chain)
     except UserError as e:

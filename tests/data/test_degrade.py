@@ -45,7 +45,7 @@ def test_parse_chain_and_rates():
   assert degrade_lib.parse_chain("reverb")[0].args == (0, 50, 50, 100, 100, 0, 0)
   assert degrade_lib.chain_rates(chain) == (4000, 16000)
   assert degrade_lib.chain_rates("pinknoise 0 0.01") == (None, None)
-  assert degrade_lib.parse_chain("") == degrade_lib.parse_chain("  ") == ()
+  assert degrade_lib.parse_chain("") == degrade_lib.parse_chain("  ") == degrade_lib.parse_chain(" none ") == ()
   assert degrade_lib.parse_chain(chain) == chain
   assert str(chain[1]) == "whitenoise 0 0.002"
 

@@ -112,6 +112,24 @@ def test_chain_numbers_against_independent_references(runs):
   assert noisy[0]["input"]["snr"] != pytest.approx(noisy[1]["input"]["snr"], abs=0.1)
 
 
+def test_the_chain_none_scores_the_model_on_the_clean_audio(tmp_path):
+  """`none`: the input is the clean file itself (LSD 0, its SNR the energy over the metrics' epsilon), the model is
+  scored on what it does to it."""
+  paths = make_clean_dir(tmp_path / "data")
+  assert evaluation.parse_chains("clean=none;bw4k=" + CHAIN) == {"clean": "none", "bw4k": CHAIN}
+  doc, _ = _report(tmp_path, "r", {"clean": "none"}, tmp_path / "data", max_assets=0)
+  view = doc["chains"][0]
+  assert (view["chain"], view["cutoff_hz"]) == ("none", 8000.0)
+  for entry in view["files"]:
+    target = np.asarray(audio_lib.read(paths[entry["name"]], rate=RATE, mono=True)[0], np.float64)
+    assert entry["input"]["lsd"] == 0.0
+    energy = np.sum(target ** 2)
+    assert entry["input"]["snr"] == pytest.approx(10 * np.log10((energy + 1e-8) / 1e-8), rel=1e-6)
+    want = metrics_lib.all_metrics(target, soft(target.astype(np.float32), RATE)[0], RATE, 8000.0)
+    assert entry["model"]["snr"] == pytest.approx(want["snr"], rel=1e-6)
+    assert entry["model"]["lsd"] == pytest.approx(want["lsd"], rel=1e-6) and entry["model"]["lsd"] > 0.01
+
+
 def test_assets_over_chain_and_file_pairs(runs):
   root, both = runs["root"], runs["both"]
   assert [(a["chain"], a["name"], a["folder"]) for a in both["assets"]] == [
