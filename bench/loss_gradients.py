@@ -58,6 +58,17 @@ def batch(folder: str, chain: str, window: int, rate: int, count: int, every: in
   return np.stack(xs)[..., None], np.stack(ys)[..., None]
 
 
+def corridor_settings(text: str) -> tuple[float, int, float]:
+  """(floor_db, pool, ceiling_db) of --corridor 'FLOOR,POOL,CEILING', else a UserError."""
+  parts = text.split(",")
+  try:
+    if len(parts) != 3:
+      raise ValueError
+    return float(parts[0]), int(parts[1]), float(parts[2])
+  except ValueError:
+    raise UserError(f"--corridor must be FLOOR_DB,POOL,CEILING_DB (e.g. -24,16,6), got {text!r}") from None
+
+
 def term_rows(apply, params, terms: dict) -> list[dict]:
   """One row per term (name -> loss of the output): its value at `params`, the norm of its gradient with respect to
   all of `params` and the cosine between that gradient and the first term's."""
@@ -83,7 +94,9 @@ def main(argv):
   x, y = (jnp.asarray(a) for a in batch(FLAGS.data, chain, config.data.window, config.data.rate, FLAGS.windows,
                                           FLAGS.every))
   sizes, hops = tuple(lc.stft_fft_sizes), tuple(lc.stft_hop_sizes)
-  floor, pool, ceiling = (float(v) for v in FLAGS.corridor.split(","))
+  floor, pool, ceiling = corridor_settings(FLAGS.corridor)
+  losses.check_corridor_settings(floor, ceiling, pool, sizes, names=tuple(f"--corridor {n}" for n in (
+      "floor_db", "ceiling_db", "pool")))
   terms = {f"reconstruction ({lc.reconstruction})":
            lambda out: losses.reconstruction_loss(y, out, lc.reconstruction, lc.snr_max_db)}
   if lc.lambda_stft > 0:
@@ -92,8 +105,8 @@ def main(argv):
   if lc.lambda_corridor > 0:
     terms[f"corridor (lambda {lc.lambda_corridor:g})"] = lambda out: losses.spectral_corridor_loss(
         y, out, lc.corridor_floor_db, sizes, hops, lc.corridor_pool, lc.corridor_ceiling_db)
-  terms[f"corridor {floor:g} dB, pool {pool:g}, ceiling {ceiling:g}"] = lambda out: losses.spectral_corridor_loss(
-      y, out, floor, sizes, hops, int(pool), ceiling)
+  terms[f"corridor {floor:g} dB, pool {pool}, ceiling {ceiling:g}"] = lambda out: losses.spectral_corridor_loss(
+      y, out, floor, sizes, hops, pool, ceiling)
   rows = term_rows(lambda p: gen.apply({"params": p}, x), params, terms)
   print(f"{FLAGS.checkpoint}: {len(x)} windows of {FLAGS.data}, chain {chain!r} ({common.machine()})")
   common.print_table(rows, ["value", "grad_norm", "cos_with_reconstruction"])

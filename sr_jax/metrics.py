@@ -47,10 +47,13 @@ METRIC_NAMES = ("lsd", "lsd_hf", "lsd_lf", "snr", "si_sdr")
 # -- formulas, written once for numpy and jax.numpy -----------------------------------------------------
 
 
-def _energy_ratio_db(signal: Any, estimate: Any, xp: ModuleType) -> Any:
-  """``10 log10((|signal|^2 + eps) / (|signal - estimate|^2 + eps))`` over the last axis."""
+def _energy_ratio_db(signal: Any, estimate: Any, xp: ModuleType, cap_db: float | None = None) -> Any:
+  """``10 log10((|signal|^2 + eps) / (|signal - estimate|^2 + c |signal|^2 + eps))`` over the last axis, c =
+  10^(-cap_db / 10) (0 without a cap: a soft cap at cap_db)."""
   signal_energy = (signal**2).sum(axis=-1)
   error_energy = ((signal - estimate) ** 2).sum(axis=-1)
+  if cap_db is not None:
+    error_energy = error_energy + 10.0 ** (-cap_db / 10.0) * signal_energy
   return 10.0 * xp.log10((signal_energy + EPS_ENERGY) / (error_energy + EPS_ENERGY))
 
 
@@ -209,9 +212,7 @@ def batch_snr_capped(reference: Any, estimate: Any) -> jnp.ndarray:
   the windows the input already got almost right (an output 40 dB under a 70 dB input weighs like a 30 dB
   gain elsewhere); capped, the mean says whether the model beats its input where there is something to restore."""
   reference, estimate = _check_pair(reference, estimate, jnp, 2)
-  signal = (reference**2).sum(axis=-1)
-  error = ((reference - estimate) ** 2).sum(axis=-1) + 10.0 ** (-VALID_SNR_CAP_DB / 10.0) * signal
-  return 10.0 * jnp.log10((signal + EPS_ENERGY) / (error + EPS_ENERGY))
+  return _snr(reference, estimate, jnp, VALID_SNR_CAP_DB)
 
 
 @jax.jit

@@ -51,3 +51,10 @@ def test_term_rows_against_hand_worked_gradients():
   g2 = np.array([np.sum(np.asarray(x)), 3.0])
   assert rows["sum"]["cos_with_reconstruction"] == pytest.approx(g1 @ g2 / np.linalg.norm(g1) / np.linalg.norm(g2),
                                                                  rel=1e-6)
+
+
+@pytest.mark.parametrize("text", ["-24,16", "-24,16,6,1", "a,16,6", "-24,1.5,6", ""])
+def test_bad_corridor_settings_are_one_line(text):
+  with pytest.raises(UserError, match="--corridor must be FLOOR_DB,POOL,CEILING_DB"):
+    loss_gradients.corridor_settings(text)
+  assert loss_gradients.corridor_settings("-24,16,6") == (-24.0, 16, 6.0)

@@ -60,8 +60,8 @@ class RunLog:
     names = [n for n in ("model", "spline", "input") if f"{n}_lsd" in val]
     text = (f"step {step} validation: LSD " + " / ".join(f"{n} {val[n + '_lsd']:.3f}" for n in names)
             + "; SNR " + " / ".join(f"{n} {val[n + '_snr']:.2f}" for n in names) + " dB"
-            + (f"; capped at {metrics.VALID_SNR_CAP_DB:g} dB "
-               + " / ".join(f"{n} {val[n + '_snr_capped']:.2f}" for n in names) if "model_snr_capped" in val else ""))
+            + f"; capped at {metrics.VALID_SNR_CAP_DB:g} dB "
+            + " / ".join(f"{n} {val[n + '_snr_capped']:.2f}" for n in names))
     if self.bar.disable:
       logging.info(text)
     else:

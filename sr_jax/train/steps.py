@@ -159,7 +159,8 @@ def make_steps(config, models: Models, optimizers: Optimizers) -> tuple[Callable
     return new.replace(step=state.step + 1), out
 
   def eval_step(state: TrainState, batch):
-    """Masked sums over the batch of LSD, SNR and capped SNR (metrics.batch_snr_capped) of the model, the input and (if given) the spline baseline."""
+    """Masked sums over the batch of LSD, SNR and capped SNR (metrics.batch_snr_capped) of the model, the input and
+    (if given) the spline baseline."""
     x, y, mask = batch["input"], batch["target"], batch["mask"]
     y_hat = G.apply({"params": state.gen.params}, x)
     out = {"count": jnp.sum(mask)}
