@@ -132,6 +132,62 @@ def _rdft_matmul(frames: jax.Array, n_fft: int) -> jax.Array:
   return jax.lax.complex(dot(jnp.cos(angle)), -dot(jnp.sin(angle)))
 
 
+def istft(spectrum: Any, length: int, n_fft: int = DEFAULT_N_FFT, hop: int = DEFAULT_HOP) -> Any:
+  """The inverse of `stft` (``torch.istft`` with the same window, ``center=True``): ``(..., frames, n_fft//2 + 1)
+  -> (..., length)``. Each frame's inverse one-sided DFT is windowed again, overlap-added and divided by the summed
+  squared window (weighted overlap-add), so ``istft(stft(x), len(x)) == x`` to rounding, and a modified spectrum
+  gives the signal whose STFT is closest to it in least squares (Griffin and Lim 1984). Needs ``n_fft % hop == 0``,
+  ``n_fft >= 2 * hop`` and ``length <= (frames - 1) * hop + n_fft // 2`` (what the frames cover once the centring
+  pad is cut off).
+
+  numpy: ``irfft``; jax: matmuls with cos/sin bases (as `stft`, so a sharded batch stays sharded).
+  """
+  _check_sizes(n_fft, hop)
+  if n_fft % hop or n_fft < 2 * hop:  # hop = n_fft: the Hann window is 0 where the frames meet
+    raise ValueError(f"istft needs n_fft to be a multiple of hop, at least 2 hops, got n_fft={n_fft}, hop={hop}")
+  xp = array_module(spectrum)
+  frames = spectrum.shape[-2]
+  if spectrum.shape[-1] != n_fft // 2 + 1 or length > (frames - 1) * hop + n_fft // 2:
+    raise ValueError(f"istft of a spectrum {tuple(spectrum.shape)} cannot give {length} samples with n_fft={n_fft}, "
+                     f"hop={hop}")
+  if xp is np:
+    real = np.fft.irfft(spectrum, n=n_fft, axis=-1)
+  else:
+    real = _irdft_matmul(spectrum, n_fft)
+  window = xp.asarray(hann_window(n_fft, real.dtype))
+  pieces, span = n_fft // hop, (frames - 1) * hop + n_fft
+  lead = real.shape[:-2]
+  # overlap-add: frame l's piece k (samples k*hop .. (k+1)*hop) lands at (l + k) * hop
+  signal = 0
+  for k in range(pieces):
+    piece = (real[..., k * hop:(k + 1) * hop] * window[k * hop:(k + 1) * hop]).reshape(lead + (frames * hop,))
+    signal = signal + xp.pad(piece, [(0, 0)] * len(lead) + [(k * hop, span - frames * hop - k * hop)])
+  squared = np.zeros(span)
+  for l in range(frames):
+    squared[l * hop:l * hop + n_fft] += hann_window(n_fft) ** 2
+  start = n_fft // 2
+  # every kept sample lies strictly inside a frame, where the window is nonzero
+  return signal[..., start:start + length] / xp.asarray(squared[start:start + length], real.dtype)
+
+
+def _irdft_matmul(spectrum: jax.Array, n_fft: int) -> jax.Array:
+  """The real inverse of the one-sided DFT (``irfft`` with n = n_fft) as two matmuls, the twin of `_rdft_matmul`:
+  ``x[n] = (1 / n_fft) sum_k c_k (Re S_k cos(2 pi k n / n_fft) - Im S_k sin(2 pi k n / n_fft))``, c_k = 1 at k = 0 and
+  k = n_fft / 2, else 2 (the imaginary parts there drop out, as in irfft)."""
+  bins = n_fft // 2 + 1
+  n = jnp.arange(n_fft, dtype=jnp.int32)
+  k = jnp.arange(bins, dtype=jnp.int32)
+  dtype = spectrum.real.dtype
+  angle = (2.0 * np.pi / n_fft) * ((k[:, None] * n[None, :]) % n_fft).astype(dtype)
+  weight = np.full(bins, 2.0)
+  weight[0] = 1.0
+  if n_fft % 2 == 0:
+    weight[-1] = 1.0
+  weight = jnp.asarray(weight / n_fft, dtype)[:, None]
+  dot = lambda part, basis: jnp.einsum("...k,kn->...n", part, basis * weight, precision=jax.lax.Precision.HIGHEST)
+  return dot(spectrum.real, jnp.cos(angle)) - dot(spectrum.imag, jnp.sin(angle))
+
+
 def power(spectrum: Any) -> Any:
   """``|S|^2`` as ``re^2 + im^2`` (smooth, so its gradient is defined at S = 0, unlike ``abs``)."""
   return spectrum.real**2 + spectrum.imag**2

@@ -130,3 +130,38 @@ def test_drop_channel_axis():
   assert spectral.drop_channel_axis(np.zeros((4, 10, 1)), 2).shape == (4, 10)
   assert spectral.drop_channel_axis(np.zeros((4, 1)), 2).shape == (4, 1)  # (N, W=1) is not a channel layout
   assert spectral.drop_channel_axis(np.zeros((10, 1)), 1).shape == (10,)
+
+
+@pytest.mark.parametrize("length, n_fft, hop", [(1000, 64, 16), (1003, 64, 32), (8192, 512, 128), (4321, 256, 64), (4352, 256, 128)])
+def test_istft_inverts_stft(length, n_fft, hop):
+  x = np.random.default_rng(length).standard_normal((2, length))
+  np.testing.assert_allclose(spectral.istft(spectral.stft(x, n_fft, hop), length, n_fft, hop), x, atol=1e-12)
+  got = spectral.istft(spectral.stft(jnp.asarray(x, jnp.float32), n_fft, hop), length, n_fft, hop)
+  assert isinstance(got, jax.Array) and got.dtype == jnp.float32
+  np.testing.assert_allclose(np.asarray(got), x, atol=2e-5)
+
+
+def test_istft_of_a_modified_spectrum_matches_scipy():
+  """A spectrum no signal has (random gains per bin): weighted overlap-add, as scipy.signal.istft computes it
+  (scipy's STFT is divided by sum(window))."""
+  rng = np.random.default_rng(3)
+  n_fft, hop, length = 512, 128, 4096
+  spectrum = spectral.stft(rng.standard_normal(length), n_fft, hop) * rng.uniform(0, 1, (33, n_fft // 2 + 1))
+  window = scipy.signal.get_window("hann", n_fft)
+  _, want = scipy.signal.istft(spectrum.T / window.sum(), window=window, nperseg=n_fft, noverlap=n_fft - hop)
+  want = want[:length]
+  np.testing.assert_allclose(spectral.istft(spectrum, length, n_fft, hop), want, atol=1e-12)
+  got = jax.jit(lambda s: spectral.istft(s, length, n_fft, hop))(jnp.asarray(spectrum, jnp.complex64))
+  np.testing.assert_allclose(np.asarray(got), want, atol=1e-5 * np.abs(want).max())
+
+
+def test_istft_bad_sizes_raise():
+  spectrum = spectral.stft(np.zeros(1024), 64, 16)
+  with pytest.raises(ValueError, match="multiple of hop"):
+    spectral.istft(spectral.stft(np.zeros(1024), 64, 24), 1024, 64, 24)
+  with pytest.raises(ValueError, match="at least 2 hops"):
+    spectral.istft(spectral.stft(np.zeros(1024), 64, 64), 1024, 64, 64)
+  with pytest.raises(ValueError, match="cannot give"):
+    spectral.istft(spectrum, 1024, 128, 16)  # bins of another n_fft
+  with pytest.raises(ValueError, match="cannot give"):
+    spectral.istft(spectrum, 1024 + 33, 64, 16)  # longer than the frames cover (64 * 16 + 32)
