@@ -53,6 +53,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # convs are 2-4.6x faster and the depth-4 generators' forward+backward ~2x, slower at batch 2; bench/conv_impl.py).
   # Checkpoints work with either.
   m.conv_impl = "xla"
+  # The spectral mask front-end (sr_jax/models/mask.py): a gain in [0, 1] per STFT bin of the input, predicted by a
+  # small residual conv net over frames, before the U-Net; it removes noise and late reverberation far faster than
+  # the U-Net learns to. 0: none (the original's generator).
+  m.mask_channels = 0
+  m.mask_fft = 512  # its STFT size (32 ms at 16 kHz): a multiple of mask_hop
+  m.mask_hop = 128  # its hop; data.window must be a multiple of it
+  m.mask_layers = 6  # its residual blocks (dilations 1, 2, 4, 8, 1, 2, ...: 37 frames, 0.3 s at 16 kHz, seen)
 
   c.disc = d = ml_collections.ConfigDict()
   # global: one logit per window | patch: PatchGAN, one logit per patch | mrsd: multi-resolution spectrogram D
@@ -138,6 +145,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   o.optimizer = "adam"  # adam | adamw | sgd
   o.lr_g = 1e-4  # generator's learning rate
   o.lr_d = 1e-4  # discriminator's
+  o.mask_lr_scale = 1.0  # the mask front-end's learning rate is lr_g times this (a fresh mask on a trained U-Net)
   o.lr_ae = 1e-4  # autoencoder's
   o.freeze = ""  # "gen": the generator stays as it starts (no generator loss computed; e.g. to train a critic)
   o.b1 = 0.9  # Adam's beta1

@@ -7,12 +7,13 @@ from sr_jax.models.autoencoder import AutoEncoder
 from sr_jax.models.discriminators import (ConditionalDiscriminator, Discriminator, PatchDiscriminator,
                                           SpectrogramDiscriminator, check_spectrogram_settings)
 from sr_jax.models.generator import Generator
+from sr_jax.models.mask import SpectralMask, check_mask_settings
 from sr_jax.models.layers import as_dtype, check_conv_impl, check_window, level_channels, level_kernel, subpixel
 
 __all__ = [
     "AutoEncoder", "ConditionalDiscriminator", "Discriminator", "Generator", "PatchDiscriminator",
-    "SpectrogramDiscriminator", "build_autoencoder", "build_discriminator", "build_generator", "check_window",
-    "level_channels", "level_kernel", "subpixel",
+    "SpectralMask", "SpectrogramDiscriminator", "build_autoencoder", "build_discriminator", "build_generator",
+    "check_mask_settings", "check_window", "level_channels", "level_kernel", "subpixel",
 ]
 
 
@@ -38,8 +39,13 @@ def up_activation(config) -> str:
 
 def build_generator(config) -> Generator:
   m = config.model
+  if m.mask_channels > 0:
+    problem = check_mask_settings(m.mask_fft, m.mask_hop, m.mask_channels, m.mask_layers, config.data.window)
+    if problem:
+      raise UserError(problem)
   return Generator(depth=m.depth, width=m.width, dropout=m.dropout, dtype=as_dtype(m.dtype),
-                   zero_init_final=m.zero_init_final, conv_impl=conv_impl(config), up_activation=up_activation(config))
+                   zero_init_final=m.zero_init_final, conv_impl=conv_impl(config), up_activation=up_activation(config),
+                   mask_channels=m.mask_channels, mask_fft=m.mask_fft, mask_hop=m.mask_hop, mask_layers=m.mask_layers)
 
 
 def build_discriminator(config):

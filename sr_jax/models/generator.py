@@ -1,6 +1,8 @@
 """The generator: the 1D U-Net of Kuleshov et al. 2017 as the original EPFL code built it.
 
   x (N, W, 1)
+  mask                  (model.mask_channels > 0) a gain per STFT bin of x (sr_jax.models.mask); x is then the
+                        masked input everywhere below, the additive skip included
   down_1 .. down_B      conv stride 2 (channels(b), kernel(b)), LeakyReLU 0.2           -> skips d_1 .. d_B
   bottleneck            conv stride 2 (channels(B), kernel(B)), dropout, LeakyReLU 0.2
   up_1 .. up_B          up_l mirrors level b = B + 1 - l: conv stride 1 to 2 * channels(b), dropout, ReLU (or
@@ -25,6 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sr_jax.models.mask import SpectralMask
 from sr_jax.models.layers import ConvBlock, Dtype, UpBlock, as_windows, check_window, conv, level_channels, \
     level_kernel, subpixel
 
@@ -39,6 +42,10 @@ class Generator(nn.Module):
   zero_init_final: bool = False  # True: the final conv starts at zero, so G starts as the identity (G(x) = x)
   conv_impl: str = "xla"  # xla | fft: how big stride-1 convs are computed (same params; see layers.conv)
   up_activation: str = "relu"  # the up blocks' activation: relu | leaky_relu (see layers.UpBlock)
+  mask_channels: int = 0  # > 0: the spectral mask front-end (sr_jax.models.mask) with these channels; 0: none
+  mask_fft: int = 512
+  mask_hop: int = 128
+  mask_layers: int = 6
 
   def setup(self):
     b_ = self.depth
@@ -50,11 +57,17 @@ class Generator(nn.Module):
                        conv_impl=self.conv_impl, activation=self.up_activation, name=f"up_{b_ + 1 - b}")
                for b in range(b_, 0, -1)]
     self.final = conv(2, 9, 1, self.dtype, name="final", zero_init=self.zero_init_final, impl=self.conv_impl)
+    if self.mask_channels > 0:
+      self.mask = SpectralMask(self.mask_fft, self.mask_hop, self.mask_channels, self.mask_layers, self.dtype,
+                               name="mask")
 
   def encode(self, x, train: bool = False):
-    """x (N, W) or (N, W, 1) -> (h, skips): h the bottleneck output, skips = (x, d_1, ..., d_B)."""
+    """x (N, W) or (N, W, 1) -> (h, skips): h the bottleneck output, skips = (x, d_1, ..., d_B) (x masked, with a
+    mask front-end)."""
     x = as_windows(x).astype(jnp.float32)
     check_window(x.shape[1], self.depth)
+    if self.mask_channels > 0:
+      x = self.mask(x[..., 0])[..., None]
     skips = [x]
     h = x.astype(self.dtype)
     for block in self.down:

@@ -109,13 +109,17 @@ def build_training(config, mesh=None) -> Training:
 
 def load_networks(state, path: str, parts: tuple[str, ...], shardings, flag: str):
   """Replaces the networks `parts` ("gen", "disc", "ae") of `state` by those of the run or exported model at
-  `path`; optimizer states stay as they are (fresh). A shape mismatch is a UserError naming `flag`."""
+  `path`; optimizer states stay as they are (fresh). A generator saved without the mask front-end this config has
+  (model.mask_channels) keeps its fresh one. A shape mismatch is a UserError naming `flag`."""
   from sr_jax.train.checkpoint import restore_for_inference  # noqa: PLC0415
 
   _, nets = restore_for_inference(path, parts=parts)
   for part in parts:
     net = getattr(state, part)
-    loaded = net.replace(params=nets[part]["params"], batch_stats=nets[part].get("batch_stats", {}))
+    params = nets[part]["params"]
+    if part == "gen" and "mask" in net.params and "mask" not in params:
+      params = {**params, "mask": net.params["mask"]}  # a mask front-end added to a generator trained without one
+    loaded = net.replace(params=params, batch_stats=nets[part].get("batch_stats", {}))
     want = jax.tree.map(lambda x: (x.shape, x.dtype), (net.params, net.batch_stats))
     got = jax.tree.map(lambda x: (x.shape, x.dtype), (loaded.params, loaded.batch_stats))
     if want != got:
@@ -125,7 +129,7 @@ def load_networks(state, path: str, parts: tuple[str, ...], shardings, flag: str
   return state
 
 
-_SHAPE_FIELDS = {"gen": "model.depth/model.width",
+_SHAPE_FIELDS = {"gen": "model.depth/width/mask_channels/mask_fft/mask_layers",
                  "disc": "disc.kind/depth/patch_depth/width/conditional/stft_fft_sizes/channels and data.window",
                  "ae": "ae.depth/ae.width and data.window"}
 

@@ -11,8 +11,8 @@ from flax import struct
 
 from sr_jax import losses
 from sr_jax.errors import UserError
-from sr_jax.models import (build_autoencoder, build_discriminator, build_generator, check_spectrogram_settings,
-                           check_window, up_activation)
+from sr_jax.models import (build_autoencoder, build_discriminator, build_generator, check_mask_settings,
+                           check_spectrogram_settings, check_window, up_activation)
 
 
 class Models(NamedTuple):
@@ -99,6 +99,15 @@ def check_config(config) -> None:
   o = config.optim
   if o.warmup_steps < 0:
     raise UserError(f"optim.warmup_steps must be >= 0, got {o.warmup_steps}")
+  if not o.mask_lr_scale > 0:
+    raise UserError(f"optim.mask_lr_scale must be > 0, got {o.mask_lr_scale}")
+  m = config.model
+  if m.mask_channels < 0:
+    raise UserError(f"model.mask_channels must be >= 0 (0: no mask front-end), got {m.mask_channels}")
+  if m.mask_channels > 0:
+    problem = check_mask_settings(m.mask_fft, m.mask_hop, m.mask_channels, m.mask_layers, config.data.window)
+    if problem:
+      raise UserError(problem)
 
 
 def check_enhance_window(config) -> None:
@@ -134,8 +143,15 @@ def learning_rate(config, lr: float):
   raise UserError(f"optim.schedule must be 'constant' or 'warmup_cosine', got {o.schedule!r}")
 
 
-def make_optimizer(config, lr: float, plateau: bool = False) -> optax.GradientTransformationExtraArgs:
-  """clip (optional) -> adam/adamw on the schedule -> reduce_on_plateau (optional, needs `value=` at update)."""
+def _mask_front_end(params) -> dict:
+  """The optax.masked mask of the generator's mask front-end: True on its subtree ("mask"), False elsewhere."""
+  return {name: name == "mask" for name in params}
+
+
+def make_optimizer(config, lr: float, plateau: bool = False,
+                   mask_lr_scale: float = 1.0) -> optax.GradientTransformationExtraArgs:
+  """clip (optional) -> adam/adamw on the schedule -> the mask front-end's updates times `mask_lr_scale` (the
+  generator's, when not 1) -> reduce_on_plateau (optional, needs `value=` at update)."""
   o = config.optim
   parts = [optax.clip_by_global_norm(o.grad_clip)] if o.grad_clip > 0 else []
   if o.optimizer == "adam":
@@ -146,6 +162,8 @@ def make_optimizer(config, lr: float, plateau: bool = False) -> optax.GradientTr
     parts.append(optax.sgd(learning_rate(config, lr)))
   else:
     raise UserError(f"optim.optimizer must be 'adam', 'adamw' or 'sgd', got {o.optimizer!r}")
+  if mask_lr_scale != 1.0:
+    parts.append(optax.masked(optax.scale(mask_lr_scale), _mask_front_end))
   if plateau:
     parts.append(optax.contrib.reduce_on_plateau(factor=o.plateau_factor, patience=o.plateau_patience))
   return optax.chain(*parts)
@@ -159,7 +177,8 @@ class Optimizers(NamedTuple):
 
 def make_optimizers(config) -> Optimizers:
   o = config.optim
-  return Optimizers(make_optimizer(config, o.lr_g, plateau=o.plateau), make_optimizer(config, o.lr_d),
+  return Optimizers(make_optimizer(config, o.lr_g, plateau=o.plateau, mask_lr_scale=o.mask_lr_scale),
+                    make_optimizer(config, o.lr_d),
                     make_optimizer(config, o.lr_ae))
 
 

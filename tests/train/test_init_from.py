@@ -78,3 +78,18 @@ def test_a_discriminator_of_another_shape_is_refused(source, tmp_path):
   data_dir, workdir, _ = source
   with pytest.raises(UserError, match=r"train.init_from: the discriminator in .* has another shape .*disc.kind"):
     start(data_dir, str(tmp_path / "patch"), workdir, **{"disc.kind": "patch"})
+
+
+def test_a_mask_front_end_added_to_a_generator_trained_without_one_starts_fresh(source, tmp_path):
+  data_dir, workdir, trained = source
+  mask = {"model.mask_channels": 8, "model.mask_fft": 32, "model.mask_hop": 8}
+  config, state = start(data_dir, str(tmp_path / "masked"), workdir, **mask)
+  fresh = jax.device_get(loop.build_training(config).init())
+  assert set(state.gen.params) == set(trained.gen.params) | {"mask"}
+  assert_same({k: v for k, v in state.gen.params.items() if k != "mask"}, trained.gen.params)
+  assert_same(state.gen.params["mask"], fresh.gen.params["mask"])
+  # the other way round (a generator with a mask into a config without one) is a shape mismatch
+  masked_run = str(tmp_path / "masked_source")
+  start(data_dir, masked_run, "", **mask, **{"train.num_steps": 1})
+  with pytest.raises(UserError, match=r"train.init_from: the generator in .* has another shape"):
+    start(data_dir, str(tmp_path / "unmasked"), masked_run)
