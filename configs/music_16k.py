@@ -1,5 +1,6 @@
 """music_16k: music restoration at 16 kHz from real recordings of any instrument: band limits from 2 to 7 kHz by many
-filters, noise from 0 to 30 dB SNR, rooms with RT60 0.2-1 s, alone and combined; one 1-D U-Net (depth 8, 1/8 width).
+filters, noise from 0 to 30 dB SNR, rooms with RT60 0.2-1 s, alone and combined; a spectral mask front-end before a
+1-D U-Net (depth 8, 1/8 width).
 
 Data: the packaged music corpus (sr_jax/data/packaged.py: game soundtracks, band recordings, Sonic Pi and Hydrogen
 samples that Debian packages ship, and music21 scores rendered through General MIDI soundfonts with a program per
@@ -10,9 +11,11 @@ Stages, `get_config("stage=NAME[,key=value,...]")` (default: the last):
   base   each window's negative SNR in dB, soft-capped at 30 dB, from the input (the generator starts as the
          identity).
   hard   from base: the same loss on the full-strength chain (HARD_CHAIN: more and stronger rooms and noise).
-  gan    from hard: the same loss + a multi-resolution STFT loss + the original's global discriminator.
-  mrsd   from hard: the same with a multi-resolution spectrogram discriminator and feature matching.
-  plain  from hard: the SNR and STFT losses only (the non-adversarial finish), the same steps; exported.
+  mask   from hard: the spectral mask front-end (a gain per STFT bin, sr_jax/models/mask.py) added before the U-Net,
+         both trained on the same loss and chain.
+  gan    from mask: the same loss + a multi-resolution STFT loss + the original's global discriminator.
+  mrsd   from mask: the same with a multi-resolution spectrogram discriminator and feature matching.
+  plain  from mask: the SNR and STFT losses only (the non-adversarial finish), the same steps; exported.
 
   sr-jax recipe --config=music_16k --workdir=runs/music_16k      (or python3 launch/recipe.py ...)
 needs the Debian packages that packaged.py names (`python3 -m sr_jax.data.packaged survey` lists them).

