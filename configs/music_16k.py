@@ -39,4 +39,4 @@ def get_config(arg: str | None = None):
   # leaky up blocks: with ReLU, every unit of this recipe's last up block ends negative on every input, so nothing
   # below it reaches the output (the model card's "What was tried")
   return recipes.restoration_config(arg, WORKDIR, kind="music", minutes=240.0, chain=CHAIN, hard_chain=HARD_CHAIN,
-                                    up_activation="leaky_relu")
+                                    mask_steps=6000, up_activation="leaky_relu")

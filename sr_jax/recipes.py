@@ -52,26 +52,33 @@ def piano_corpus(data) -> None:
 
 
 # The restoration recipes (music_16k, speech_16k): one generator restores band limits, noise and rooms together.
-# "base" on a milder chain, optionally "hard" from it on the full-strength chain (a curriculum), then "mask": the
+# "base" on a milder chain, optionally "hard" from it on the full-strength chain (a curriculum), optionally "mask": the
 # spectral mask front-end (sr_jax/models/mask.py) added to that U-Net and both trained on the full-strength chain;
-# then a non-adversarial finish and two adversarial ones from "mask", trained on the same data for the same steps
-# (the model card compares them). The recipes differ in their data, chains and the few settings restoration_config
-# takes.
+# then a non-adversarial finish and two adversarial ones from the stage before, trained on the same data for the same
+# steps (the model card compares them). The recipes differ in their data, chains and the few settings
+# restoration_config takes.
 RESTORATION_FINISHES = ("gan", "mrsd", "plain")  # from the stage before; the last one is exported
-RESTORATION_STAGES = ("base", "hard", "mask") + RESTORATION_FINISHES  # with a hard chain
-RESTORATION_STAGES_NO_HARD = ("base", "mask") + RESTORATION_FINISHES  # without
+
+
+def restoration_stages(hard: bool, mask: bool) -> tuple[str, ...]:
+  """A restoration recipe's stages in order: base, hard (with a hard chain), mask (with the mask stage), finishes."""
+  return ("base",) + (("hard",) if hard else ()) + (("mask",) if mask else ()) + RESTORATION_FINISHES
+
+
+RESTORATION_STAGES = restoration_stages(hard=True, mask=True)  # music_16k
+RESTORATION_STAGES_NO_HARD = restoration_stages(hard=False, mask=False)  # speech_16k
 RESTORATION_FINISH = (("export", {"parts": ("gen",), "dtype": "float32"}),)
 
 
 def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float, chain: str,
                        hard_chain: str | None = None, base_steps: int = 6000, hard_steps: int = 3000,
-                       mask_steps: int = 6000, finish_steps: int = 1000, up_activation: str = "relu",
+                       mask_steps: int | None = None, finish_steps: int = 1000, up_activation: str = "relu",
                        snr_max_db: float = 30.0):
-  """A restoration recipe's `get_config(arg)`: stage "base", "hard" (only with a `hard_chain`), "mask" or one of
-  RESTORATION_FINISHES (default: the last) on the packaged corpus of `kind` (`minutes` of it), degraded by `chain` in
-  base and by `hard_chain` (if any) after; `up_activation` and `snr_max_db` are model.up_activation and
-  loss.snr_max_db."""
-  stages = RESTORATION_STAGES if hard_chain else RESTORATION_STAGES_NO_HARD
+  """A restoration recipe's `get_config(arg)`: stage "base", "hard" (only with a `hard_chain`), "mask" (only with
+  `mask_steps`) or one of RESTORATION_FINISHES (default: the last) on the packaged corpus of `kind` (`minutes` of it),
+  degraded by `chain` in base and by `hard_chain` (if any) after; `up_activation` and `snr_max_db` are
+  model.up_activation and loss.snr_max_db."""
+  stages = restoration_stages(hard=bool(hard_chain), mask=bool(mask_steps))
   stage, rest = split_stage(arg, stages, default=stages[-1])
   c = config_lib.get_config()
   c.data.source = "packaged"
@@ -80,14 +87,14 @@ def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float,
   c.data.chain = chain if stage == "base" or not hard_chain else hard_chain
   c.model.up_activation = up_activation
   c.loss.snr_max_db = snr_max_db
-  _restoration(c, stage, workdir, base_steps, hard_steps, mask_steps, finish_steps, "hard" if hard_chain else "base")
+  _restoration(c, stage, workdir, base_steps, hard_steps, mask_steps, finish_steps, stages)
   return config_lib.apply_overrides(c, rest)
 
 
-def _restoration(c, stage: str, workdir: str, base_steps: int, hard_steps: int, mask_steps: int, finish_steps: int,
-                 before_mask: str) -> None:
-  """The generator, schedule and stage settings the restoration recipes share; `stage` is "base", "hard", "mask" or
-  a finish; "mask" starts from stage `before_mask`, a finish from "mask"."""
+def _restoration(c, stage: str, workdir: str, base_steps: int, hard_steps: int, mask_steps: int | None,
+                 finish_steps: int, stages: tuple[str, ...]) -> None:
+  """The generator, schedule and stage settings the restoration recipes share; `stage` is one of `stages` (base,
+  hard, mask, a finish); each starts from the stage before it, a finish from the last one before the finishes."""
   c.model.depth = 8  # every output sample sees the whole window: reverberation tails, the notes around a gap
   c.model.width = 0.125  # channels 16, 32, 64, ... (1.6M generator weights)
   c.model.dropout = 0.0
@@ -120,17 +127,18 @@ def _restoration(c, stage: str, workdir: str, base_steps: int, hard_steps: int, 
   c.checkpoint.keep = 2
   if stage == "base":
     return
-  start = {"hard": "base", "mask": before_mask}.get(stage, "mask")  # the stage this one starts from
-  c.train.init_from = f"{workdir}/{start}"
+  before = stages[:stages.index(stage)] if stage not in RESTORATION_FINISHES else stages[:-len(RESTORATION_FINISHES)]
+  c.train.init_from = f"{workdir}/{before[-1]}"
   if stage == "hard":  # the same losses; the chain's rooms and noise are stronger and more frequent
     c.train.num_steps = hard_steps
     c.optim.lr_g = 2e-4
     c.optim.warmup_steps = 100
     return
-  # From "mask" on: a gain per STFT bin before the U-Net (0.98 at first: the U-Net starts where it was), 1.3M
-  # weights. The U-Net is trained, the mask new: it learns at 5x the U-Net's rate (1e-3 in the mask stage).
-  c.model.mask_channels = 256
-  c.optim.mask_lr_scale = 5.0
+  if "mask" in stages:
+    # From "mask" on: a gain per STFT bin before the U-Net (0.98 at first: the U-Net starts where it was), 1.3M
+    # weights. The U-Net is trained, the mask new: it learns at 5x the U-Net's rate (1e-3 in the mask stage).
+    c.model.mask_channels = 256
+    c.optim.mask_lr_scale = 5.0
   if stage == "mask":  # the same losses on the full-strength chain
     c.train.num_steps = mask_steps
     c.optim.lr_g = 2e-4
