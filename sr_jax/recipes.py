@@ -127,8 +127,8 @@ def _restoration(c, stage: str, workdir: str, base_steps: int, hard_steps: int, 
   c.checkpoint.keep = 2
   if stage == "base":
     return
-  before = stages[:stages.index(stage)] if stage not in RESTORATION_FINISHES else stages[:-len(RESTORATION_FINISHES)]
-  c.train.init_from = f"{workdir}/{before[-1]}"
+  last = stages.index(stage) if stage not in RESTORATION_FINISHES else len(stages) - len(RESTORATION_FINISHES)
+  c.train.init_from = f"{workdir}/{stages[last - 1]}"  # the stage before (for a finish: before the finishes)
   if stage == "hard":  # the same losses; the chain's rooms and noise are stronger and more frequent
     c.train.num_steps = hard_steps
     c.optim.lr_g = 2e-4

@@ -154,20 +154,26 @@ def istft(spectrum: Any, length: int, n_fft: int = DEFAULT_N_FFT, hop: int = DEF
     real = np.fft.irfft(spectrum, n=n_fft, axis=-1)
   else:
     real = _irdft_matmul(spectrum, n_fft)
-  window = xp.asarray(hann_window(n_fft, real.dtype))
-  pieces, span = n_fft // hop, (frames - 1) * hop + n_fft
-  lead = real.shape[:-2]
-  # overlap-add: frame l's piece k (samples k*hop .. (k+1)*hop) lands at (l + k) * hop
-  signal = 0
-  for k in range(pieces):
-    piece = (real[..., k * hop:(k + 1) * hop] * window[k * hop:(k + 1) * hop]).reshape(lead + (frames * hop,))
-    signal = signal + xp.pad(piece, [(0, 0)] * len(lead) + [(k * hop, span - frames * hop - k * hop)])
-  squared = np.zeros(span)
-  for l in range(frames):
-    squared[l * hop:l * hop + n_fft] += hann_window(n_fft) ** 2
+  window = hann_window(n_fft)
   start = n_fft // 2
-  # every kept sample lies strictly inside a frame, where the window is nonzero
-  return signal[..., start:start + length] / xp.asarray(squared[start:start + length], real.dtype)
+  signal = _overlap_add(real * xp.asarray(window, real.dtype), hop)[..., start:start + length]
+  # the summed squared window; every kept sample lies strictly inside a frame, where the window is nonzero
+  squared = _overlap_add(np.broadcast_to(window**2, (frames, n_fft)), hop)[start:start + length]
+  return signal / xp.asarray(squared, real.dtype)
+
+
+def _overlap_add(frames: Any, hop: int) -> Any:
+  """``(..., L, n) -> (..., (L - 1) * hop + n)``: frame l added at sample l * hop (n a multiple of hop). Frame l's
+  piece k (samples k*hop .. (k+1)*hop) lands at (l + k) * hop, so the n / hop pieces are L-long runs, each shifted."""
+  xp = array_module(frames)
+  count, n = frames.shape[-2:]
+  lead = frames.shape[:-2]
+  span = (count - 1) * hop + n
+  out = 0
+  for k in range(n // hop):
+    piece = frames[..., k * hop:(k + 1) * hop].reshape(lead + (count * hop,))
+    out = out + xp.pad(piece, [(0, 0)] * len(lead) + [(k * hop, span - count * hop - k * hop)])
+  return out
 
 
 def _irdft_matmul(spectrum: jax.Array, n_fft: int) -> jax.Array:

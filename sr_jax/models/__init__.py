@@ -37,12 +37,19 @@ def up_activation(config) -> str:
   return name
 
 
+def mask_settings(config) -> None:
+  """config.model's mask front-end settings, checked: none (mask_channels 0) or ones that run on data.window, else a
+  UserError."""
+  m = config.model
+  if m.mask_channels < 0:
+    raise UserError(f"model.mask_channels must be >= 0 (0: no mask front-end), got {m.mask_channels}")
+  if m.mask_channels > 0:
+    check_mask_settings(m.mask_fft, m.mask_hop, m.mask_channels, m.mask_layers, config.data.window)
+
+
 def build_generator(config) -> Generator:
   m = config.model
-  if m.mask_channels > 0:
-    problem = check_mask_settings(m.mask_fft, m.mask_hop, m.mask_channels, m.mask_layers, config.data.window)
-    if problem:
-      raise UserError(problem)
+  mask_settings(config)
   return Generator(depth=m.depth, width=m.width, dropout=m.dropout, dtype=as_dtype(m.dtype),
                    zero_init_final=m.zero_init_final, conv_impl=conv_impl(config), up_activation=up_activation(config),
                    mask_channels=m.mask_channels, mask_fft=m.mask_fft, mask_hop=m.mask_hop, mask_layers=m.mask_layers)

@@ -20,21 +20,22 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from sr_jax import spectral
+from sr_jax.errors import UserError
 from sr_jax.models.layers import Dtype
 
 LOG_POWER_FLOOR = 1e-8  # inside the log of the features: -80 dB, under 16-bit quantisation noise
 GAIN_BIAS = 4.0  # sigmoid(4) = 0.982: the front-end starts almost transparent
 
 
-def check_mask_settings(n_fft: int, hop: int, channels: int, layers: int, window: int) -> str | None:
-  """Why these mask settings cannot run on windows of `window` samples, or None when they can."""
+def check_mask_settings(n_fft: int, hop: int, channels: int, layers: int, window: int) -> None:
+  """UserError unless a mask front-end with these settings (model.mask_*) runs on windows of `window` samples."""
   if hop < 1 or n_fft % hop or n_fft < 2 * hop:
-    return f"model.mask_fft must be a multiple of model.mask_hop, at least twice it, got {n_fft} and {hop}"
+    raise UserError(f"model.mask_fft must be a multiple of model.mask_hop, at least twice it, got {n_fft} and {hop}")
   if window % hop or window < n_fft:
-    return f"data.window ({window}) must be a multiple of model.mask_hop ({hop}) and at least model.mask_fft ({n_fft})"
+    raise UserError(f"data.window ({window}) must be a multiple of model.mask_hop ({hop}) and at least "
+                    f"model.mask_fft ({n_fft})")
   if channels < 1 or layers < 0:
-    return f"model.mask_channels must be > 0 and model.mask_layers >= 0, got {channels} and {layers}"
-  return None
+    raise UserError(f"model.mask_channels must be > 0 and model.mask_layers >= 0, got {channels} and {layers}")
 
 
 def dilation(block: int) -> int:

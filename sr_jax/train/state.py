@@ -11,8 +11,8 @@ from flax import struct
 
 from sr_jax import losses
 from sr_jax.errors import UserError
-from sr_jax.models import (build_autoencoder, build_discriminator, build_generator, check_mask_settings,
-                           check_spectrogram_settings, check_window, up_activation)
+from sr_jax.models import (build_autoencoder, build_discriminator, build_generator, check_spectrogram_settings,
+                           check_window, mask_settings, up_activation)
 
 
 class Models(NamedTuple):
@@ -101,13 +101,7 @@ def check_config(config) -> None:
     raise UserError(f"optim.warmup_steps must be >= 0, got {o.warmup_steps}")
   if not o.mask_lr_scale > 0:
     raise UserError(f"optim.mask_lr_scale must be > 0, got {o.mask_lr_scale}")
-  m = config.model
-  if m.mask_channels < 0:
-    raise UserError(f"model.mask_channels must be >= 0 (0: no mask front-end), got {m.mask_channels}")
-  if m.mask_channels > 0:
-    problem = check_mask_settings(m.mask_fft, m.mask_hop, m.mask_channels, m.mask_layers, config.data.window)
-    if problem:
-      raise UserError(problem)
+  mask_settings(config)
 
 
 def check_enhance_window(config) -> None:
