@@ -60,6 +60,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   m.mask_fft = 512  # its STFT size (32 ms at 16 kHz): a multiple of mask_hop
   m.mask_hop = 128  # its hop; data.window must be a multiple of it
   m.mask_layers = 6  # its residual blocks (dilations 1, 2, 4, 8, 1, 2, ...: 37 frames, 0.3 s at 16 kHz, seen)
+  # True: the mask's gain is complex, a magnitude in [0, 2] times a phase turn per bin, so it can undo the phase an
+  # IIR low-pass or the telephone band turns in the passband (a real gain learns to cut that passband instead).
+  m.mask_phase = False
 
   c.disc = d = ml_collections.ConfigDict()
   # global: one logit per window | patch: PatchGAN, one logit per patch | mrsd: multi-resolution spectrogram D

@@ -52,7 +52,8 @@ def build_generator(config) -> Generator:
   mask_settings(config)
   return Generator(depth=m.depth, width=m.width, dropout=m.dropout, dtype=as_dtype(m.dtype),
                    zero_init_final=m.zero_init_final, conv_impl=conv_impl(config), up_activation=up_activation(config),
-                   mask_channels=m.mask_channels, mask_fft=m.mask_fft, mask_hop=m.mask_hop, mask_layers=m.mask_layers)
+                   mask_channels=m.mask_channels, mask_fft=m.mask_fft, mask_hop=m.mask_hop, mask_layers=m.mask_layers,
+                   mask_phase=bool(m.mask_phase))
 
 
 def build_discriminator(config):

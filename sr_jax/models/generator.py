@@ -46,6 +46,7 @@ class Generator(nn.Module):
   mask_fft: int = 512
   mask_hop: int = 128
   mask_layers: int = 6
+  mask_phase: bool = False  # the mask's gain complex (a phase turn per bin), see sr_jax.models.mask
 
   def setup(self):
     b_ = self.depth
@@ -58,8 +59,8 @@ class Generator(nn.Module):
                for b in range(b_, 0, -1)]
     self.final = conv(2, 9, 1, self.dtype, name="final", zero_init=self.zero_init_final, impl=self.conv_impl)
     if self.mask_channels > 0:
-      self.mask = SpectralMask(self.mask_fft, self.mask_hop, self.mask_channels, self.mask_layers, self.dtype,
-                               name="mask")
+      self.mask = SpectralMask(self.mask_fft, self.mask_hop, self.mask_channels, self.mask_layers, self.mask_phase,
+                               self.dtype, name="mask")
 
   def encode(self, x, train: bool = False):
     """x (N, W) or (N, W, 1) -> (h, skips): h the bottleneck output, skips = (x, d_1, ..., d_B) (x masked, with a

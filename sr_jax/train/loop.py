@@ -129,7 +129,7 @@ def load_networks(state, path: str, parts: tuple[str, ...], shardings, flag: str
   return state
 
 
-_SHAPE_FIELDS = {"gen": "model.depth/width/mask_channels/mask_fft/mask_layers",
+_SHAPE_FIELDS = {"gen": "model.depth/width/mask_channels/mask_fft/mask_layers/mask_phase",
                  "disc": "disc.kind/depth/patch_depth/width/conditional/stft_fft_sizes/channels and data.window",
                  "ae": "ae.depth/ae.width and data.window"}
 

@@ -93,3 +93,5 @@ def test_a_mask_front_end_added_to_a_generator_trained_without_one_starts_fresh(
   start(data_dir, masked_run, "", **mask, **{"train.num_steps": 1})
   with pytest.raises(UserError, match=r"train.init_from: the generator in .* has another shape"):
     start(data_dir, str(tmp_path / "unmasked"), masked_run)
+  with pytest.raises(UserError, match=r"has another shape than this config's \(model.*mask_phase\)"):
+    start(data_dir, str(tmp_path / "turned"), masked_run, **mask, **{"model.mask_phase": True})  # no turn head
