@@ -95,6 +95,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   dt.tfds_data_dir = ""  # source tfds: its data_dir ('' = tfds's default)
   dt.rate = 16000  # target (output) sample rate
   dt.chain = "sample 4000 16000"  # degradation chain (see sr_jax/data/degrade.py)
+  # True: the training and validation pairs' targets take the phase of every IIR low-pass and telephone band-pass
+  # the input went through (degrade.degrade's target_phase): no network can tell that phase from the input's
+  # magnitudes, and against the clean target a waveform loss teaches it to cut turned passbands. Evaluation
+  # (`sr-jax evaluate`) always scores against the clean audio.
+  dt.target_phase = False
   dt.upsample = "soxr"  # how `sample` brings the input back up: soxr | cubic | linear
   dt.window = 8192  # training window in samples at data.rate (a multiple of 2**(model.depth + 1))
   dt.stride = 4096  # training windows overlap by window - stride

@@ -537,24 +537,35 @@ def lowpass_filter(kind: str, order: int, cutoff_hz: float, rate: int) -> np.nda
   return _design(kind, order, edge)
 
 
-def _lowpass(x: np.ndarray, rate: int, args: tuple, rng: np.random.Generator, upsample_method: str) -> np.ndarray:
+def _lowpass_design(args: tuple, rng: np.random.Generator, rate: int) -> tuple[str, float, np.ndarray | None]:
+  """(kind, cut-off, sos or taps; None for soxr) of a lowpass step, drawn from `rng`."""
   kind, lo, hi = args[:3]
   pick, u = rng.integers(len(FILTERS)), rng.uniform()  # always both, so the stream does not depend on KIND
   kind = FILTERS[pick] if kind == "random" else kind
   cutoff = lo * (hi / lo) ** u  # log-uniform: equal odds per octave
   if kind == "soxr":
-    return _band_limit(x, int(round(2 * cutoff)), rate, upsample_method)
+    return kind, cutoff, None
   order = args[3] if len(args) > 3 else _DEFAULT_ORDER[kind]
-  coefficients = lowpass_filter(kind, order, cutoff, rate)
+  return kind, cutoff, lowpass_filter(kind, order, cutoff, rate)
+
+
+def _lowpass(x: np.ndarray, rate: int, args: tuple, rng: np.random.Generator, upsample_method: str) -> np.ndarray:
+  kind, cutoff, coefficients = _lowpass_design(args, rng, rate)
+  if kind == "soxr":
+    return _band_limit(x, int(round(2 * cutoff)), rate, upsample_method)
   x = np.asarray(x, dtype=np.float64)
-  if kind == "fir":  # linear phase: drop the constant delay order / 2
-    return scipy.signal.oaconvolve(x, coefficients)[order // 2: order // 2 + len(x)].astype(np.float32)
+  if kind == "fir":  # linear phase: drop the constant delay order / 2 (ORDER + 1 taps)
+    delay = (len(coefficients) - 1) // 2
+    return scipy.signal.oaconvolve(x, coefficients)[delay: delay + len(x)].astype(np.float32)
   return scipy.signal.sosfilt(coefficients, x).astype(np.float32)
 
 
+def _telephone_band(rate: int) -> np.ndarray:
+  return scipy.signal.butter(4, TELEPHONE_BAND_HZ, "bandpass", fs=rate, output="sos")
+
+
 def _telephone(x: np.ndarray, rate: int, upsample_method: str) -> np.ndarray:
-  band = scipy.signal.butter(4, TELEPHONE_BAND_HZ, "bandpass", fs=rate, output="sos")
-  y = scipy.signal.sosfilt(band, np.asarray(x, dtype=np.float64)).astype(np.float32)
+  y = scipy.signal.sosfilt(_telephone_band(rate), np.asarray(x, dtype=np.float64)).astype(np.float32)
   return y if rate == TELEPHONE_RATE else _band_limit(y, TELEPHONE_RATE, rate, upsample_method)
 
 
@@ -754,13 +765,45 @@ def step_applies(step: Step, seed: int, index: int) -> bool:
   return bool(coin.uniform() < step.probability)
 
 
-def degrade(audio: np.ndarray, rate: int, chain: Chain, seed: int,
-            upsample: str = "soxr") -> tuple[np.ndarray, np.ndarray, int]:
+def passband_turn(step: Step, rate: int, rng: np.random.Generator) -> np.ndarray | None:
+  """The sos of the IIR filter whose phase `step` gives what it passes (lowpass butter/cheby1/cheby2/ellip, the
+  telephone band-pass), drawn from the step's own stream `rng` as `apply_step` draws it; None for every other
+  step (soxr and fir are linear phase with their delay removed; noise, rooms and codecs are not one filter)."""
+  if step.name == "telephone":
+    return _telephone_band(rate)
+  if step.name == "lowpass":
+    kind, _, coefficients = _lowpass_design(step.args, rng, rate)
+    return None if kind in ("soxr", "fir") else coefficients
+  return None
+
+
+PHASE_PAD_S = 0.5  # zeros on each side before the FFT of turn_phase: the turn's response dies out well within
+
+
+def turn_phase(target: np.ndarray, sos: np.ndarray, rate: int) -> np.ndarray:
+  """`target` through the all-pass with the phase of the filter `sos`: its spectrum times H / |H| (1 where H = 0),
+  computed on the whole signal with PHASE_PAD_S of zeros on each side (float32, same length)."""
+  pad = int(PHASE_PAD_S * rate)
+  n = len(target) + 2 * pad
+  spectrum = np.fft.rfft(np.pad(np.asarray(target, np.float64), pad), n)
+  _, h = scipy.signal.sosfreqz(sos, worN=np.fft.rfftfreq(n, 1.0 / rate), fs=rate)
+  size = np.abs(h)
+  unit = np.where(size > 0, h / np.where(size > 0, size, 1.0), 1.0)
+  return np.fft.irfft(spectrum * unit, n)[pad:pad + len(target)].astype(np.float32)
+
+
+def degrade(audio: np.ndarray, rate: int, chain: Chain, seed: int, upsample: str = "soxr",
+            target_phase: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
   """Degrades clean mono audio (frames,) at `rate` Hz. Returns (input, target, target_rate), both float32.
 
   target = the clean audio at the sample step's HIGH rate (or as is); input = target through the chain's steps
   in order (a `maybe` step only when `step_applies`), step i drawing from `np.random.default_rng([seed, i])`.
   `upsample` picks how the sample step (and lowpass soxr, telephone) comes back up (see `upsample`).
+  `target_phase` (for training pairs, config.data.target_phase): the target is turned by the phase of every
+  IIR filter the input went through (`passband_turn`, `turn_phase`); its magnitudes stay the clean ones. The
+  input is the same either way. Why: which filter turned a passband's phase cannot be told from the input's
+  magnitudes, and under a waveform loss against the unturned target the best real gain on a bin turned by more
+  than 90 degrees is 0, so a network learns to cut clean passbands; evaluation keeps the clean target.
   """
   steps = parse_chain(chain)
   _check_method(upsample)
@@ -773,8 +816,12 @@ def degrade(audio: np.ndarray, rate: int, chain: Chain, seed: int,
   target_rate = chain_rates(steps)[1] or rate
   check_steps(steps, target_rate, chain if isinstance(chain, str) else ",".join(map(str, steps)), run=True)
   target = audio_lib.resample(audio, rate, target_rate)
-  x = target
+  x, turns = target, []
   for index, step in enumerate(steps):
     if step_applies(step, seed, index):
       x = apply_step(x, target_rate, step, np.random.default_rng([int(seed), index]), upsample)
-  return (x.copy() if x is target else x), target, target_rate
+      turn = passband_turn(step, target_rate, np.random.default_rng([int(seed), index])) if target_phase else None
+      if turn is not None and len(target):
+        turns.append(turn)
+  x = x.copy() if x is target else x
+  return x, (turn_phase(target, np.concatenate(turns), target_rate) if turns else target), target_rate

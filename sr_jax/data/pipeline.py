@@ -7,7 +7,7 @@ Two phases:
    for training and config.data.eval_seed (default 0) for validation/test) and cached as one .npy of
    shape (2, frames) (row 0 the network input, row 1 the target) under `<cache dir>/pairs/<name>-<hash>.npy`,
    the hash covering the file's path, size and modification time, the chain, the rate, the upsampling
-   method, the seed and the cache dtype (and the gain range, when there is one). Training files get
+   method, the seed and the cache dtype (and the gain range and data.target_phase, when set). Training files get
    `config.data.copies` pairs each (copy k > 0 degraded with the seed of the key "<file key>#k", so a chain
    with random steps degrades each copy differently; copy 0 is the pair of a run without copies), each copy
    optionally scaled first by a gain drawn from `config.data.gain_db` (target and input alike); validation
@@ -124,10 +124,12 @@ def prepare(config, files: list[str], root: str, cache_dir: str, workers: int | 
   if dtype not in CACHE_DTYPES:
     raise UserError(f"data.cache_dtype {dtype!r} must be one of {', '.join(CACHE_DTYPES)}")
   copies, gain_db = check_copies(copies), check_gain(gain_db)
+  target_phase = bool(config.data.target_phase)
   run_seed = config.seed if run_seed is None else run_seed
   folder = os.path.join(cache_dir, "pairs")
   os.makedirs(folder, exist_ok=True)
-  jobs = []  # (path, [(cache file, copy key, seed), ...] one per copy, rate, chain, upsample, silence_db, dtype, gain)
+  jobs = []  # (path, [(cache file, copy key, seed), ...] one per copy, rate, chain, upsample, silence_db, dtype, gain,
+  #          target_phase)
   for path in files:
     key = datasets.file_key(path, root)
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.basename(key))[-40:]
@@ -138,9 +140,11 @@ def prepare(config, files: list[str], root: str, cache_dir: str, workers: int | 
       params = (CACHE_VERSION, datasets.file_identity(path), chain, rate, upsample, seed, silence_db, dtype)
       if gain_db != (0.0, 0.0):
         params += (("gain_db",) + gain_db,)
+      if target_phase:
+        params += ("target_phase",)
       digest = hashlib.sha1(repr(params).encode()).hexdigest()[:20]
       outs.append((os.path.join(folder, f"{name}-{digest}.npy"), copy_key, seed))
-    jobs.append((path, outs, rate, chain, upsample, silence_db, dtype, gain_db))
+    jobs.append((path, outs, rate, chain, upsample, silence_db, dtype, gain_db, target_phase))
   workers = config.data.workers if workers is None else workers
   todo = []
   for job in jobs:
@@ -215,7 +219,7 @@ def _prepare_one(job: tuple) -> None:
   worker process."""
   from sr_jax.data import degrade
 
-  path, outs, rate, chain, upsample, silence_db, dtype, gain_db = job
+  path, outs, rate, chain, upsample, silence_db, dtype, gain_db, target_phase = job
   clean, reason, detail = sources.read_checked(path, rate, silence_db)
   for out, _, seed in outs:
     if reason is not None:
@@ -223,7 +227,7 @@ def _prepare_one(job: tuple) -> None:
       continue
     gain = copy_gain(seed, gain_db)
     audio = clean if gain == 1.0 else (clean * np.float32(gain)).astype(np.float32)
-    inp, target, _ = degrade.degrade(audio, rate, chain, seed, upsample=upsample)
+    inp, target, _ = degrade.degrade(audio, rate, chain, seed, upsample=upsample, target_phase=target_phase)
     pair = np.stack([inp, target]).astype(dtype, copy=False)
     _write_atomic(out, lambda f, pair=pair: np.save(f, pair))
 

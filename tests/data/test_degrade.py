@@ -703,3 +703,65 @@ def test_full_new_chain_is_deterministic_and_seed_dependent():
   assert a[2] == 16000 and len(a[0]) == len(a[1])
   assert a[0].tobytes() == b[0].tobytes() and a[1].tobytes() == c[1].tobytes()
   assert a[0].tobytes() != c[0].tobytes()
+
+
+# ----- target_phase: the target turned by the passband phase of the chain's IIR filters -------------------------
+
+
+def _tone(freq: float, seconds: float = 2.0, rate: int = 16000) -> np.ndarray:
+  return (0.5 * np.sin(2 * np.pi * freq * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
+
+
+@pytest.mark.parametrize("chain,sos", [
+    ("lowpass butter 4000", lambda: scipy.signal.butter(8, 4000, fs=16000, output="sos")),
+    ("telephone", lambda: scipy.signal.butter(4, (300, 3400), "bandpass", fs=16000, output="sos")),
+    ("lowpass butter 4000,lowpass butter 3000 3000 4",
+     lambda: np.concatenate([scipy.signal.butter(8, 4000, fs=16000, output="sos"),
+                             scipy.signal.butter(4, 3000, fs=16000, output="sos")])),
+])
+def test_target_phase_turns_a_tone_as_the_filter_turned_the_input(chain, sos):
+  """A steady 1.5 kHz tone: after its transient the causal filter's output is |H| sin(w t + phi), phi = arg H(f0)
+  (scipy's time-domain sosfilt); the turned target is sin(w t + phi) itself, the input over |H|, while the clean
+  target is far from it."""
+  clean = _tone(1500.0)
+  x, turned, _ = degrade_lib.degrade(clean, 16000, chain, seed=0, target_phase=True)
+  _, h = scipy.signal.sosfreqz(sos(), worN=[1500.0], fs=16000)
+  assert abs(np.angle(h[0])) > 0.5  # a turn that matters (radians)
+  inner = slice(8000, 24000)
+  np.testing.assert_allclose(x[inner] / np.abs(h[0]), turned[inner], atol=3e-3)
+  assert np.max(np.abs(clean[inner] - turned[inner])) > 0.2
+  x_plain, target, _ = degrade_lib.degrade(clean, 16000, chain, seed=0)
+  np.testing.assert_array_equal(x_plain, x)  # the input does not depend on it
+  np.testing.assert_array_equal(target, clean)
+
+
+def test_target_phase_keeps_the_magnitudes_and_leaves_linear_phase_chains_alone():
+  clean = _white(2.0)
+  for chain in ("sample 8000 16000", "lowpass soxr 3000", "lowpass fir 3000", "noise white 10", "room random 0.5",
+                "maybe 0.0 lowpass butter 3000"):
+    x0, t0, _ = degrade_lib.degrade(clean, RATE, chain, seed=3)
+    x1, t1, _ = degrade_lib.degrade(clean, RATE, chain, seed=3, target_phase=True)
+    np.testing.assert_array_equal(x1, x0)
+    np.testing.assert_array_equal(t1, t0)
+  x, turned, _ = degrade_lib.degrade(clean, RATE, "lowpass ellip 2000", seed=3, target_phase=True)
+  inner = slice(RATE // 2, -RATE // 2)  # away from the ends, where the turn spreads into the zero padding
+  spec = lambda s: np.abs(scipy.signal.stft(s[inner], RATE, nperseg=1024)[2])  # noqa: E731
+  assert np.median(np.abs(spec(turned) / (spec(clean) + 1e-9) - 1)) < 0.05  # the same magnitudes
+  assert _rms(turned - clean) > 0.3 * _rms(clean)  # another phase
+
+
+def test_target_phase_draws_the_random_filter_the_input_got():
+  """lowpass random: the filter behind the turn is the one the step's stream drew, whatever the kind; the
+  turned target lines up with the input in the passband (the best real gain Re(T conj X) / |X|^2 near 1) where
+  the clean target does not."""
+  clean = _white(3.0)
+  for seed in range(6):
+    x, turned, _ = degrade_lib.degrade(clean, RATE, "lowpass random 3000 3000", seed=seed, target_phase=True)
+    _, _, xs = scipy.signal.stft(x, RATE, nperseg=512)
+    f, _, ts = scipy.signal.stft(turned, RATE, nperseg=512)
+    _, _, cs = scipy.signal.stft(clean, RATE, nperseg=512)
+    band = (f > 500) & (f < 2500)
+    best = lambda t: np.sum(np.real(t[band] * np.conj(xs[band]))) / np.sum(np.abs(xs[band]) ** 2)  # noqa: B023,E731
+    assert best(ts) > 0.97, seed
+    if best(cs) < 0.9:  # an IIR kind: the clean target is out of phase there
+      assert best(ts) - best(cs) > 0.2

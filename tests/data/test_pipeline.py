@@ -283,7 +283,7 @@ def test_eval_batches_spline_baseline_is_the_cubic_degradation_of_the_same_windo
 RANDOM_CHAIN = "sample 4000 16000,lowpass random 1000 3500,maybe 0.5 noise random 0 30"
 
 
-def _digest_name(config, path, root, seed, gain_db=None):
+def _digest_name(config, path, root, seed, gain_db=None, target_phase=False):
   """The documented cache file name, computed here: <basename>-<sha1 of the pair's parameters>[:20].npy."""
   import hashlib
 
@@ -292,6 +292,8 @@ def _digest_name(config, path, root, seed, gain_db=None):
             config.data.silence_db, config.data.cache_dtype)
   if gain_db is not None:
     params += (("gain_db",) + tuple(float(g) for g in gain_db),)
+  if target_phase:
+    params += ("target_phase",)
   key = datasets.file_key(path, root)
   return f"{os.path.basename(key)}-{hashlib.sha1(repr(params).encode()).hexdigest()[:20]}.npy"
 
@@ -315,6 +317,24 @@ def test_cache_names_are_unchanged_without_copies_or_gain(folder, tmp_path):
                                                             _digest_name(config, f, folder, s1))]
   gained = pipeline.prepare(config, files[:1], folder, str(tmp_path / "gain"), gain_db=(-6.0, 0.0))
   assert [os.path.basename(p) for p in gained.paths] == [_digest_name(config, files[0], folder, seeds[0], (-6, 0))]
+
+
+def test_target_phase_pairs_hold_the_turned_target_under_their_own_name(folder, tmp_path):
+  """data.target_phase: the pair's target row is degrade's turned target (its input row unchanged), cached under a
+  name that hashes the setting too, so pairs with the clean target stay valid beside them."""
+  config = _config(folder, chain="lowpass butter 3000")
+  files = [f for f in sources.list_files(config.data)["train"] if "silent" not in f][:2]
+  plain = pipeline.prepare(config, files, folder, str(tmp_path))
+  config.data.target_phase = True
+  turned = pipeline.prepare(config, files, folder, str(tmp_path))
+  for f, p, t in zip(files, plain.paths, turned.paths):
+    seed = degrade.file_seed(config.seed, datasets.file_key(f, folder))
+    assert os.path.basename(t) == _digest_name(config, f, folder, seed, target_phase=True) != os.path.basename(p)
+    x, target, _ = degrade.degrade(datasets.load_clean(f, RATE), RATE, config.data.chain, seed, target_phase=True)
+    pair, clean_pair = np.load(t), np.load(p)
+    np.testing.assert_array_equal(pair[0], clean_pair[0])
+    np.testing.assert_array_equal(pair[1], target)
+    assert np.sqrt(np.mean((pair[1] - clean_pair[1]) ** 2)) > 0.05 * np.sqrt(np.mean(clean_pair[1] ** 2))
 
 
 def test_copies_degrade_each_training_file_k_ways(folder, tmp_path):
