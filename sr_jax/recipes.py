@@ -66,18 +66,18 @@ def restoration_stages(hard: bool, mask: bool) -> tuple[str, ...]:
 
 
 RESTORATION_STAGES = restoration_stages(hard=True, mask=True)  # music_16k
-RESTORATION_STAGES_NO_HARD = restoration_stages(hard=False, mask=False)  # speech_16k
+RESTORATION_STAGES_NO_HARD = restoration_stages(hard=False, mask=True)  # speech_16k
 RESTORATION_FINISH = (("export", {"parts": ("gen",), "dtype": "float32"}),)
 
 
 def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float, chain: str,
                        hard_chain: str | None = None, base_steps: int = 6000, hard_steps: int = 3000,
                        mask_steps: int | None = None, finish_steps: int = 1000, up_activation: str = "relu",
-                       snr_max_db: float = 30.0):
+                       snr_max_db: float = 30.0, target_phase: bool = False):
   """A restoration recipe's `get_config(arg)`: stage "base", "hard" (only with a `hard_chain`), "mask" (only with
   `mask_steps`) or one of RESTORATION_FINISHES (default: the last) on the packaged corpus of `kind` (`minutes` of it),
   degraded by `chain` in base and by `hard_chain` (if any) after; `up_activation` and `snr_max_db` are
-  model.up_activation and loss.snr_max_db."""
+  model.up_activation and loss.snr_max_db; `target_phase` sets data.target_phase in every stage after base."""
   stages = restoration_stages(hard=bool(hard_chain), mask=bool(mask_steps))
   stage, rest = split_stage(arg, stages, default=stages[-1])
   c = config_lib.get_config()
@@ -85,6 +85,7 @@ def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float,
   c.data.packaged_kind = kind
   c.data.packaged_minutes = minutes
   c.data.chain = chain if stage == "base" or not hard_chain else hard_chain
+  c.data.target_phase = target_phase and stage != "base"
   c.model.up_activation = up_activation
   c.loss.snr_max_db = snr_max_db
   _restoration(c, stage, workdir, base_steps, hard_steps, mask_steps, finish_steps, stages)

@@ -94,7 +94,7 @@ def test_recipe_declarations(name):
   if module.STAGES == recipes.RESTORATION_STAGES:
     before = ["base", "hard"] + ["mask"] * (len(module.STAGES) - 3)
   elif module.STAGES == recipes.RESTORATION_STAGES_NO_HARD:
-    before = ["base"] * (len(module.STAGES) - 1)
+    before = ["base"] + ["mask"] * (len(module.STAGES) - 2)
   else:
     before = module.STAGES[:-1]
   assert [RECIPES[name].get_config(f"stage={s}").train.init_from for s in module.STAGES] == [
@@ -201,15 +201,15 @@ def test_last_stage_is_the_shipped_models_saved_config(name):
 
 @pytest.mark.parametrize("name, kind, hard", [("music_16k", "music", True), ("speech_16k", "speech", False)])
 def test_restoration_recipes_compare_their_finishes_on_the_same_data_and_steps(name, kind, hard):
-  """music_16k, speech_16k: a base stage on a milder chain, (music) a hard stage from it on the full-strength chain
-  and a mask stage from that adding the spectral mask front-end, then three finishes from the last of these (the
+  """music_16k, speech_16k: a base stage on a milder chain, (music) a hard stage from it on the full-strength chain,
+  a mask stage from the last of these adding the spectral mask front-end, then three finishes from it (the
   original's discriminator, a spectrogram discriminator with feature matching, none) on the same data, chain and
-  steps; the non-adversarial one is exported."""
+  steps; the non-adversarial one is exported. speech_16k's targets carry the IIR filters' phase after base."""
   from sr_jax.data import degrade  # noqa: PLC0415
   from sr_jax.train import state as state_lib  # noqa: PLC0415
 
   module = recipes.load(os.path.join(ROOT, "configs", f"{name}.py"))
-  stages = ("base", "hard", "mask", "gan", "mrsd", "plain") if hard else ("base", "gan", "mrsd", "plain")
+  stages = ("base", "hard", "mask", "gan", "mrsd", "plain") if hard else ("base", "mask", "gan", "mrsd", "plain")
   assert module.STAGES == stages and module.FINISH[-1][0] == "export"
   configs = {s: module.get_config(f"stage={s}") for s in module.STAGES}
   for stage, c in configs.items():
@@ -218,7 +218,8 @@ def test_restoration_recipes_compare_their_finishes_on_the_same_data_and_steps(n
     assert c.data.source == "packaged" and c.data.packaged_kind == kind and c.data.copies > 1
     assert c.data.window % 2 ** (c.model.depth + 1) == 0 and c.data.cache_dir == f"runs/{name}/data_cache"
     assert c.data.chain == (module.HARD_CHAIN if hard and stage != "base" else module.CHAIN)
-    masked = hard and stage not in ("base", "hard")  # music: the mask from its mask stage on; speech: none
+    masked = stage not in ("base", "hard")  # the mask from the mask stage on
+    assert c.data.target_phase == (kind == "speech" and stage != "base"), stage
     with_mask = dict(configs["base"].model.to_dict(), mask_channels=256)
     assert c.model.to_dict() == (with_mask if masked else configs["base"].model.to_dict()), stage
     assert c.optim.mask_lr_scale == (5.0 if masked else 1.0)
@@ -234,11 +235,10 @@ def test_restoration_recipes_compare_their_finishes_on_the_same_data_and_steps(n
       assert h.probability > b.probability, (step, b, h)
       stronger = h.args[2] > b.args[2] if step == "room" else h.args[1] < b.args[1]  # RT60 max; SNR min
       assert stronger, (step, b, h)
-  if hard:
-    assert configs["mask"].train.init_from == f"runs/{name}/hard"
-    assert configs["mask"].loss.lambda_adv == 0 and configs["mask"].loss.lambda_stft == 0
+  assert configs["mask"].train.init_from == f"runs/{name}/{'hard' if hard else 'base'}"
+  assert configs["mask"].loss.lambda_adv == 0 and configs["mask"].loss.lambda_stft == 0
   finishes = [configs[s] for s in ("gan", "mrsd", "plain")]
-  assert {c.train.init_from for c in finishes} == {f"runs/{name}/{'mask' if hard else 'base'}"}
+  assert {c.train.init_from for c in finishes} == {f"runs/{name}/mask"}
   assert len({c.train.num_steps for c in finishes}) == 1 and len({c.loss.lambda_corridor for c in finishes}) == 1
   assert configs["gan"].disc.kind == "global" and configs["gan"].loss.lambda_adv > 0
   assert configs["gan"].loss.lambda_fm == 0
