@@ -77,7 +77,7 @@ def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float,
   """A restoration recipe's `get_config(arg)`: stage "base", "hard" (only with a `hard_chain`), "mask" (only with
   `mask_steps`) or one of RESTORATION_FINISHES (default: the last) on the packaged corpus of `kind` (`minutes` of it),
   degraded by `chain` in base and by `hard_chain` (if any) after; `up_activation` and `snr_max_db` are
-  model.up_activation and loss.snr_max_db; `target_phase` sets data.target_phase in every stage after base."""
+  model.up_activation and loss.snr_max_db; `target_phase` sets data.target_phase from the mask stage on."""
   stages = restoration_stages(hard=bool(hard_chain), mask=bool(mask_steps))
   stage, rest = split_stage(arg, stages, default=stages[-1])
   c = config_lib.get_config()
@@ -85,7 +85,7 @@ def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float,
   c.data.packaged_kind = kind
   c.data.packaged_minutes = minutes
   c.data.chain = chain if stage == "base" or not hard_chain else hard_chain
-  c.data.target_phase = target_phase and stage != "base"
+  c.data.target_phase = target_phase and stage not in ("base", "hard")
   c.model.up_activation = up_activation
   c.loss.snr_max_db = snr_max_db
   _restoration(c, stage, workdir, base_steps, hard_steps, mask_steps, finish_steps, stages)
