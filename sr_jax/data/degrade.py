@@ -517,8 +517,10 @@ def _gain(kind: str, order: int, edge: float, at: float) -> float:
   return float(np.abs(scipy.signal.sosfreqz(coefficients, worN=w)[1][0]))
 
 
+@functools.lru_cache(maxsize=64)
 def lowpass_filter(kind: str, order: int, cutoff_hz: float, rate: int) -> np.ndarray:
-  """sos (IIR kinds) or taps (fir) of the `kind` lowpass whose gain at `cutoff_hz` is exactly 1/sqrt(2).
+  """sos (IIR kinds) or taps (fir) of the `kind` lowpass whose gain at `cutoff_hz` is exactly 1/sqrt(2). Memoised
+  (callers only read it): `passband_turn` asks for the filter the step's `_lowpass` has just designed.
 
   scipy's edge means -3.01 dB only for butter (bilinear-transformed Butterworth); cheby1's and ellip's edge is
   where the passband ripple ends, cheby2's where the stop band starts, firwin's where the gain is 1/2. For these
@@ -821,7 +823,7 @@ def degrade(audio: np.ndarray, rate: int, chain: Chain, seed: int, upsample: str
     if step_applies(step, seed, index):
       x = apply_step(x, target_rate, step, np.random.default_rng([int(seed), index]), upsample)
       turn = passband_turn(step, target_rate, np.random.default_rng([int(seed), index])) if target_phase else None
-      if turn is not None and len(target):
+      if turn is not None:
         turns.append(turn)
   x = x.copy() if x is target else x
   return x, (turn_phase(target, np.concatenate(turns), target_rate) if turns else target), target_rate
