@@ -12,7 +12,8 @@ Stages, `get_config("stage=NAME[,key=value,...]")` (default: the last):
          identity).
   hard   from base: the same loss on the full-strength chain (HARD_CHAIN: more and stronger rooms and noise).
   mask   from hard: the spectral mask front-end (a gain per STFT bin, sr_jax/models/mask.py) added before the U-Net,
-         both trained on the same loss and chain.
+         both trained on the same loss and chain; from here on the targets take the phase the chain's IIR filters
+         gave the input (data.target_phase).
   gan    from mask: the same loss + a multi-resolution STFT loss + the original's global discriminator.
   mrsd   from mask: the same with a multi-resolution spectrogram discriminator and feature matching.
   plain  from mask: the SNR and STFT losses only (the non-adversarial finish), the same steps; exported.
@@ -37,6 +38,7 @@ HARD_CHAIN = ("maybe 0.4 room random 0.2 1.0,maybe 0.7 lowpass random 2000 7000,
 
 def get_config(arg: str | None = None):
   # leaky up blocks: with ReLU, every unit of this recipe's last up block ends negative on every input, so nothing
-  # below it reaches the output (the model card's "What was tried")
+  # below it reaches the output (the model card's "What was tried"). Targets with the IIR filters' phase: against
+  # clean ones a real mask learns to cut passbands those filters turned by more than 90 degrees.
   return recipes.restoration_config(arg, WORKDIR, kind="music", minutes=240.0, chain=CHAIN, hard_chain=HARD_CHAIN,
-                                    mask_steps=6000, up_activation="leaky_relu")
+                                    mask_steps=6000, up_activation="leaky_relu", target_phase=True)
