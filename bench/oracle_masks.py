@@ -46,15 +46,15 @@ def oracle_gain(kind: str, clean: np.ndarray, degraded: np.ndarray) -> np.ndarra
   raise ValueError(f"unknown gain {kind!r}: one of {', '.join(GAINS)}")
 
 
-def masked(target: np.ndarray, degraded: np.ndarray, n_fft: int, kind: str) -> np.ndarray:
-  """The degraded signal through the `kind` oracle gain on its STFT (Hann, n_fft, hop n_fft / 4), float64."""
+def masked(target: np.ndarray, degraded: np.ndarray, n_fft: int, kinds=GAINS) -> dict[str, np.ndarray]:
+  """{kind: the degraded signal through the `kind` oracle gain} on its STFT (Hann, n_fft, hop n_fft / 4), float64;
+  both STFTs are taken once for all `kinds`."""
   hop = n_fft // 4
   kw = dict(nperseg=n_fft, noverlap=n_fft - hop, window="hann")
   x = np.asarray(degraded, np.float64)
   _, _, spec_x = scipy.signal.stft(x, **kw)
   _, _, spec_s = scipy.signal.stft(np.asarray(target, np.float64), **kw)
-  _, y = scipy.signal.istft(spec_x * oracle_gain(kind, spec_s, spec_x), **kw)
-  return y[:len(x)]
+  return {kind: scipy.signal.istft(spec_x * oracle_gain(kind, spec_s, spec_x), **kw)[1][:len(x)] for kind in kinds}
 
 
 def oracle_rows(files: list[str], root: str, chains: dict[str, str], rate: int, ffts: list[int],
@@ -77,8 +77,7 @@ def oracle_rows(files: list[str], root: str, chains: dict[str, str], rate: int, 
       target = np.asarray(target, np.float64)
       systems = {(name, "input", ""): np.asarray(x, np.float64)}
       for n_fft in ffts:
-        for kind in GAINS:
-          systems[(name, kind, n_fft)] = masked(target, x, n_fft, kind)
+        systems.update({(name, kind, n_fft): y for kind, y in masked(target, x, n_fft).items()})
       for key, y in systems.items():
         sums.setdefault(key, []).append((metrics.si_sdr(target, y), metrics.lsd(target, y)))
   return [{"chain": k[0], "system": k[1], "fft": k[2], "files": len(v), "si_sdr": float(np.mean([a for a, _ in v])),

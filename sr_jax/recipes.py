@@ -77,7 +77,7 @@ def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float,
   """A restoration recipe's `get_config(arg)`: stage "base", "hard" (only with a `hard_chain`), "mask" (only with
   `mask_steps`) or one of RESTORATION_FINISHES (default: the last) on the packaged corpus of `kind` (`minutes` of it),
   degraded by `chain` in base and by `hard_chain` (if any) after; `up_activation` and `snr_max_db` are
-  model.up_activation and loss.snr_max_db; `target_phase` sets data.target_phase from the mask stage on."""
+  model.up_activation and loss.snr_max_db; `target_phase` is data.target_phase wherever the mask front-end is."""
   stages = restoration_stages(hard=bool(hard_chain), mask=bool(mask_steps))
   stage, rest = split_stage(arg, stages, default=stages[-1])
   c = config_lib.get_config()
@@ -85,15 +85,14 @@ def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float,
   c.data.packaged_kind = kind
   c.data.packaged_minutes = minutes
   c.data.chain = chain if stage == "base" or not hard_chain else hard_chain
-  c.data.target_phase = target_phase and stage not in ("base", "hard")
   c.model.up_activation = up_activation
   c.loss.snr_max_db = snr_max_db
-  _restoration(c, stage, workdir, base_steps, hard_steps, mask_steps, finish_steps, stages)
+  _restoration(c, stage, workdir, base_steps, hard_steps, mask_steps, finish_steps, stages, target_phase)
   return config_lib.apply_overrides(c, rest)
 
 
 def _restoration(c, stage: str, workdir: str, base_steps: int, hard_steps: int, mask_steps: int | None,
-                 finish_steps: int, stages: tuple[str, ...]) -> None:
+                 finish_steps: int, stages: tuple[str, ...], target_phase: bool) -> None:
   """The generator, schedule and stage settings the restoration recipes share; `stage` is one of `stages` (base,
   hard, mask, a finish); each starts from the stage before it, a finish from the last one before the finishes."""
   c.model.depth = 8  # every output sample sees the whole window: reverberation tails, the notes around a gap
@@ -140,6 +139,7 @@ def _restoration(c, stage: str, workdir: str, base_steps: int, hard_steps: int, 
     # weights. The U-Net is trained, the mask new: it learns at 5x the U-Net's rate (1e-3 in the mask stage).
     c.model.mask_channels = 256
     c.optim.mask_lr_scale = 5.0
+    c.data.target_phase = target_phase  # (sr_jax/models/mask.py) a real mask cuts passbands an IIR filter turned
   if stage == "mask":  # the same losses on the full-strength chain
     c.train.num_steps = mask_steps
     c.optim.lr_g = 2e-4

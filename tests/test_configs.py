@@ -204,7 +204,7 @@ def test_restoration_recipes_compare_their_finishes_on_the_same_data_and_steps(n
   """music_16k, speech_16k: a base stage on a milder chain, (music) a hard stage from it on the full-strength chain,
   a mask stage from the last of these adding the spectral mask front-end, then three finishes from it (the
   original's discriminator, a spectrogram discriminator with feature matching, none) on the same data, chain and
-  steps; the non-adversarial one is exported. speech_16k's targets carry the IIR filters' phase after base."""
+  steps; the non-adversarial one is exported. From the mask stage on the targets carry the IIR filters' phase."""
   from sr_jax.data import degrade  # noqa: PLC0415
   from sr_jax.train import state as state_lib  # noqa: PLC0415
 
