@@ -102,6 +102,11 @@ def test_user_errors_end_in_one_line(workdir, tmp_path):
                               "--output_rate"),
       "input is output": ([f"--workdir={workdir}", f"--input={good}", f"--output={good}", "--overwrite"],
                           "is the input"),
+      "one argument": ([f"--workdir={workdir}", good], "expected the input and the output (`sr-jax enhance IN OUT`), "
+                       "got 1 argument"),
+      "three arguments": ([good, good, str(tmp_path / "out" / "y.wav")], "got 3 arguments"),
+      "arguments and flags": ([f"--input={good}", str(tmp_path / "out" / "y.wav")], "either in order or as --input"),
+      "no output": ([f"--workdir={workdir}", f"--input={good}"], "--output is required (or `sr-jax enhance IN OUT`)"),
   })
   procs = {name: start(*args) for name, (args, _) in cases.items()}  # all at once: mostly start-up time
   for name, p in procs.items():

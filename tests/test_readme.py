@@ -35,6 +35,7 @@ SETUP_EXAMPLE = ("python3 -m pip install -e . && sr-jax evaluate --model=piano_r
                  "--data=pretrained/piano_r4_16k/example --report=reports/example --overwrite")
 SETUP_TESTS = 'python3 -m pip install -e ".[test]" && python3 -m pytest -q tests'
 ENHANCE = "sr-jax enhance --model=piano_r4_16k --input=my_piano.wav --output=my_piano_restored.wav"
+ENHANCE_DEFAULT = "sr-jax enhance my_recording.wav my_recording_restored.wav"
 EVALUATE_MINE = "sr-jax evaluate --model=piano_r4_16k --data=my_recordings/test --report=reports/mine"
 TRAIN_QUICKSTART = "sr-jax train --config=quickstart --workdir=runs/quickstart"
 EVALUATE_QUICKSTART = ("sr-jax evaluate --workdir=runs/quickstart "
@@ -54,6 +55,7 @@ RUN_BY = {
     SETUP_EXAMPLE: "test_setup_runs_the_shipped_model_on_its_example",
     SETUP_TESTS: "test_setup_test_command_is_what_ci_runs",
     ENHANCE: "test_enhance_a_recording",
+    ENHANCE_DEFAULT: "test_enhance_with_the_default_model",
     EVALUATE_MINE: "test_evaluate_own_recordings",
     TRAIN_QUICKSTART: "quickstart (fixture), test_quickstart_trains_and_resumes",
     EVALUATE_QUICKSTART: "test_evaluate_the_quickstart",
@@ -131,6 +133,8 @@ def workspace(tmp_path_factory) -> Workspace:
   cwd.mkdir()
   shutil.copytree(ROOT / "pretrained", cwd / "pretrained")
   sf.write(cwd / "my_piano.wav", _tone(2.0, 4000, 1900.0, seed=0), 4000)  # a 4 kHz-rate recording
+  noisy = _tone(1.5, 22050, 6000.0, seed=1) + np.random.default_rng(1).normal(0, 0.01, 33075).astype(np.float32)
+  sf.write(cwd / "my_recording.wav", noisy, 22050)  # a noisy recording at another rate
   for s, (split, count) in enumerate((("train", 4), ("valid", 1), ("test", 2))):
     (cwd / "my_recordings" / split).mkdir(parents=True)
     for i in range(count):
@@ -198,6 +202,18 @@ def test_enhance_a_recording(workspace):
   assert info.samplerate == 16000 and info.duration == pytest.approx(2.0, abs=1e-3)
   assert "wrote my_piano_restored.wav" in done.stdout
   assert "warning" not in done.stderr  # a 4 kHz recording fits the model's band
+
+
+def test_enhance_with_the_default_model(workspace):
+  done = run(readme(ENHANCE_DEFAULT), workspace)
+  assert "music_16k (the default;" in done.stdout and "wrote my_recording_restored.wav" in done.stdout
+  explicit = run("sr-jax enhance --model=music_16k --input=my_recording.wav --output=explicit.wav", workspace)
+  assert "(the default" not in explicit.stdout
+  default, rate = sf.read(workspace.cwd / "my_recording_restored.wav")
+  named, _ = sf.read(workspace.cwd / "explicit.wav")
+  # written at the input's 22.05 kHz: the model's 16 kHz output below the crossover, the input's own band above
+  assert rate == 22050 and default.shape == (33075,) and np.array_equal(default, named)
+  assert np.max(np.abs(default)) > 0.1  # audio, not silence
 
 
 def test_evaluate_own_recordings(workspace):

@@ -1,10 +1,13 @@
 r"""Enhances audio files with a trained model: any format, rate, length and channel count in.
 
+  sr-jax enhance in.wav out.wav                      # the default model (music_16k), input and output in order
   python launch/enhance.py --workdir=runs/quickstart --input=low.wav --output=enhanced.wav
   python launch/enhance.py --checkpoint=models/piano/400 --input=recordings/ --output=enhanced/ --overwrite
   python launch/enhance.py --workdir=runs/gan --input=in.flac --output=out.flac --collab --eta=0.6
 
-The model and its config come from the checkpoint (--workdir: its latest step, or --step; --checkpoint: a step
+Without --model, --workdir or --checkpoint the shipped DEFAULT_MODEL restores the file (music of any instrument:
+band limits, noise, rooms; its card says how far); --model=speech_16k suits voices. The model and its config come
+from the checkpoint (--workdir: its latest step, or --step; --checkpoint: a step
 folder holding state/ and config/, e.g. a shipped model), so no model flags are needed. Each file is resampled to
 the model's rate (config.data.rate) with soxr and enhanced window by window (every channel), streaming: memory stays
 flat whatever the file length. A file above the model's rate is written at its own rate (--output_rate=input): the
@@ -34,6 +37,7 @@ from sr_jax.errors import UserError, exit_on_user_error
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf",
                     ".w64", ".rf64")
 COLLAB_KNOBS = ("eta", "max_steps", "layer", "step_size")
+DEFAULT_MODEL = "music_16k"  # the shipped model for any recording: the widest training (instruments, degradations)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "Audio file, or a folder of audio files (not searched recursively).")
@@ -64,12 +68,33 @@ flags.DEFINE_float("step_size", None, "Collaborative sampling: step size (config
 flags.DEFINE_bool("progress", None, "Show a progress bar (default: on a terminal only).")
 
 
+def take_positional(args: list[str]) -> None:
+  """`sr-jax enhance IN OUT`: the input and output as the only two arguments, instead of --input and --output."""
+  if not args:
+    return
+  if FLAGS.input or FLAGS.output:
+    raise UserError(f"unexpected arguments: {' '.join(args)} (give the input and output either in order or as "
+                    f"--input and --output, not both)")
+  if len(args) != 2:
+    raise UserError(f"expected the input and the output (`sr-jax enhance IN OUT`), got {len(args)} "
+                    f"argument{'s' if len(args) != 1 else ''}: {' '.join(args)}")
+  FLAGS.input, FLAGS.output = args
+
+
+def use_default_model() -> bool:
+  """With no model flag: --model=DEFAULT_MODEL. True if it was needed."""
+  if any(FLAGS[k].value is not None for k in ("workdir", "checkpoint", "model")):
+    return False
+  FLAGS.model = DEFAULT_MODEL
+  return True
+
+
 def check_flags() -> None:
   """The flag mistakes found before any file is read."""
   model_flags.check(step_needs_workdir=True)
   for name in ("input", "output"):
     if not FLAGS[name].value:
-      raise UserError(f"--{name} is required")
+      raise UserError(f"--{name} is required (or `sr-jax enhance IN OUT`)")
   if FLAGS.batch_size < 1:
     raise UserError(f"--batch_size must be a positive number of windows, got {FLAGS.batch_size}")
   if FLAGS.stride is not None:
@@ -98,8 +123,8 @@ def plan(src: str, dst: str) -> list[tuple[str, str]]:
 
 @exit_on_user_error
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments: {' '.join(argv[1:])} (use --input, --output, --workdir, ...)")
+  take_positional(argv[1:])
+  default = use_default_model()
   check_flags()
   from sr_jax import enhance  # noqa: PLC0415  (light: jax is imported once a model is loaded)
 
@@ -113,8 +138,9 @@ def main(argv: list[str]) -> None:
                               collab=FLAGS.collab, collab_overrides=overrides, stride=FLAGS.stride,
                               window=FLAGS.window)
   collab = f", collaborative sampling ({'shaped' if enhancer.shaped else 'trained'} discriminator)"
-  print(f"model {enhancer.checkpoint}: {enhancer.rate} Hz, window {enhancer.window}, stride {enhancer.stride}"
-        f"{collab if FLAGS.collab else ''}", flush=True)
+  chosen = " (the default; --model=speech_16k for voices, --model=NAME for another)" if default else ""
+  print(f"model {enhancer.checkpoint}{chosen}: {enhancer.rate} Hz, window {enhancer.window}, stride "
+        f"{enhancer.stride}{collab if FLAGS.collab else ''}", flush=True)
   for src, dst in jobs:
     note = enhancer.file_bandwidth_warning(src)
     if note:
