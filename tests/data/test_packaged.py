@@ -244,7 +244,8 @@ def test_a_missing_source_is_named_with_its_package(packages, tmp_path, capsys, 
   assert "installed=False  get: sudo apt-get install fake-b" in out[1] and "installed=True" in out[0]
   assert out[-1] == "4 of 5 sources installed; the others: sudo apt-get install fake-b"
   pipped = dataclasses.replace(part[1], package="pip:fake-wheel", root="pip:fake-wheel")
-  assert packaged.install_hint([part[0], pipped]) == "sudo apt-get install fake-a; python3 -m pip install fake-wheel"
+  assert packaged.install_hint([part[0], pipped]) == ("sudo apt-get install fake-a; "
+                                                      "python3 -m sr_jax.data.packaged unpack spk-b")
 
 
 def test_roots_override_points_a_source_elsewhere(packages, tmp_path):
