@@ -36,6 +36,8 @@ def test_groups_caps_and_links(tmp_path, capsys):
   assert (out / "band" / "b-2.wav").read_bytes() == b"b-2"  # a link to the corpus's own file
   assert os.path.islink(out / "band" / "b-2.wav")
   assert "seen-sources-unseen-works\t3" in capsys.readouterr().out
+  assert test_folders.main([str(corpus), str(tmp_path / "o2"), "--seen=1", "--seen_name=seen"]) == 0
+  assert sorted(os.listdir(tmp_path / "o2" / "seen")) == ["g-1.wav", "s-1.wav"]
 
 
 def test_refuses_an_existing_folder_and_a_folder_without_manifest(tmp_path, capsys):
