@@ -1,5 +1,6 @@
 """The `sr-jax` command: one subcommand per tool, each with the absl flags of its module here.
 
+  sr-jax enhance in.wav out.wav                  # the default model, music_16k
   sr-jax enhance --model=piano_r4_16k --input=in.wav --output=out.wav
   sr-jax evaluate --model=piano_r4_16k --data=clean/ --report=reports/x
   sr-jax train --config=quickstart --workdir=runs/quickstart
