@@ -6,8 +6,8 @@ r"""Enhances audio files with a trained model: any format, rate, length and chan
   python launch/enhance.py --workdir=runs/gan --input=in.flac --output=out.flac --collab --eta=0.6
 
 Without --model, --workdir or --checkpoint the shipped DEFAULT_MODEL restores the file (music of any instrument:
-band limits, noise, rooms; its card says how far); --model=speech_16k suits voices. The model and its config come
-from the checkpoint (--workdir: its latest step, or --step; --checkpoint: a step
+band limits, noise, rooms; its card says how far): on speech it scores as speech_16k does, while speech_16k on music
+does worse (bench/RESULTS.md). The model and its config come from the checkpoint (--workdir: its latest step, or --step; --checkpoint: a step
 folder holding state/ and config/, e.g. a shipped model), so no model flags are needed. Each file is resampled to
 the model's rate (config.data.rate) with soxr and enhanced window by window (every channel), streaming: memory stays
 flat whatever the file length. A file above the model's rate is written at its own rate (--output_rate=input): the
@@ -37,7 +37,7 @@ from sr_jax.errors import UserError, exit_on_user_error
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf",
                     ".w64", ".rf64")
 COLLAB_KNOBS = ("eta", "max_steps", "layer", "step_size")
-DEFAULT_MODEL = "music_16k"  # the shipped model for any recording: the widest training (instruments, degradations)
+DEFAULT_MODEL = "music_16k"  # for any recording: music of every kind, and on speech as good as speech_16k
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("input", None, "Audio file, or a folder of audio files (not searched recursively).")
@@ -138,7 +138,7 @@ def main(argv: list[str]) -> None:
                               collab=FLAGS.collab, collab_overrides=overrides, stride=FLAGS.stride,
                               window=FLAGS.window)
   collab = f", collaborative sampling ({'shaped' if enhancer.shaped else 'trained'} discriminator)"
-  chosen = " (the default; --model=speech_16k for voices, --model=NAME for another)" if default else ""
+  chosen = " (the default; --model=NAME for another)" if default else ""
   print(f"model {enhancer.checkpoint}{chosen}: {enhancer.rate} Hz, window {enhancer.window}, stride "
         f"{enhancer.stride}{collab if FLAGS.collab else ''}", flush=True)
   for src, dst in jobs:
