@@ -10,7 +10,9 @@ abstract state with the new run's shardings, so a run may resume on another mesh
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging as py_logging
 import os
 
 import grain
@@ -192,6 +194,25 @@ class MissingNetworks(UserError):
     self.parts = parts
 
 
+class _MissingItemMetadata(py_logging.Filter):
+  """Drops orbax's warning that an item folder (state/) has no _CHECKPOINT_METADATA of its own: a training step keeps
+  that file in the step folder, so reading the item alone is normal and the warning only alarms users."""
+
+  def filter(self, record: py_logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Metadata file does not exist")
+
+
+@contextlib.contextmanager
+def quiet_item_metadata():
+  """Within it, orbax's missing-item-metadata warning (`_MissingItemMetadata`) is not logged."""
+  logger, quiet = py_logging.getLogger("absl"), _MissingItemMetadata()
+  logger.addFilter(quiet)
+  try:
+    yield
+  finally:
+    logger.removeFilter(quiet)
+
+
 def restore_for_inference(path: str, step: int | None = None, parts: tuple[str, ...] = ("gen",)):
   """(config, {part: {"params": ..., "batch_stats": ...}}) of a run, restored as numpy arrays on the host.
 
@@ -202,7 +223,7 @@ def restore_for_inference(path: str, step: int | None = None, parts: tuple[str, 
   step_dir = find_step_dir(path, step)
   config = restore_config(step_dir)
   state_dir = os.path.join(step_dir, "state")
-  with ocp.PyTreeCheckpointer() as ckptr:
+  with ocp.PyTreeCheckpointer() as ckptr, quiet_item_metadata():
     tree = ckptr.metadata(state_dir).item_metadata.tree
     missing = [p for p in parts if not isinstance(tree.get(p), dict)]
     if missing:

@@ -111,3 +111,22 @@ def test_launch_export(run, tmp_path):
   bad = subprocess.run(cmd[:2] + [f"--workdir={run}", f"--out={out}2", "--parts=disc"], capture_output=True,
                        text=True, cwd=ROOT)
   assert bad.returncode != 0 and "--parts takes gen" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_reading_a_training_step_logs_no_missing_metadata_warning(run, caplog):
+  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
+
+  state = os.path.join(checkpoint.find_step_dir(run, None), "state")
+  words = "Metadata file does not exist"
+  with caplog.at_level("WARNING"):
+    with ocp.PyTreeCheckpointer() as ckptr:  # orbax itself warns: the step folder holds that file, not state/
+      ckptr.metadata(state)
+  assert any(words in r.getMessage() for r in caplog.records)
+  caplog.clear()
+  with caplog.at_level("WARNING"):
+    _, nets = checkpoint.restore_for_inference(run)
+  assert "gen" in nets and not any(words in r.getMessage() for r in caplog.records)
+  with caplog.at_level("WARNING"):  # the filter is gone again afterwards
+    with ocp.PyTreeCheckpointer() as ckptr:
+      ckptr.metadata(state)
+  assert any(words in r.getMessage() for r in caplog.records)
