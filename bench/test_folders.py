@@ -5,9 +5,9 @@ per-source table.
   python3 bench/test_folders.py CORPUS OUT --held_out=30 --seen=4                  # music_16k's card
   python3 bench/test_folders.py CORPUS OUT --held_out=80 --seen=8 --seen_name=seen-voices-unseen-lines  # speech_16k's
 
-Each held-out family's source (manifest role `test`) gets its own subfolder with up to --held_out of its test
-segments; the training sources' test segments (unseen works of sources the model trained on) go together into
---seen_name (default `seen-sources-unseen-works`), up to --seen per source. Segments are taken in name order; the files are symbolic links,
+Each held-out family's source (manifest role `test`) gets its own subfolder with up to --held_out of its test segments;
+the training sources' test segments (unseen works of sources the model trained on) go together into --seen_name (default
+`seen-sources-unseen-works`), up to --seen per source. Segments are taken in name order; the files are symbolic links,
 so nothing is copied. OUT must not exist (nothing is overwritten).
 """
 

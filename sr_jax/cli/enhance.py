@@ -5,17 +5,17 @@ r"""Enhances audio files with a trained model: any format, rate, length and chan
   python launch/enhance.py --checkpoint=models/piano/400 --input=recordings/ --output=enhanced/ --overwrite
   python launch/enhance.py --workdir=runs/gan --input=in.flac --output=out.flac --collab --eta=0.6
 
-Without --model, --workdir or --checkpoint the shipped DEFAULT_MODEL restores the file (music of any instrument:
-band limits, noise, rooms; its card says how far): on speech it scores as speech_16k does, while speech_16k on music
-does worse (bench/RESULTS.md). The model and its config come from the checkpoint (--workdir: its latest step, or --step; --checkpoint: a step
-folder holding state/ and config/, e.g. a shipped model), so no model flags are needed. Each file is resampled to
-the model's rate (config.data.rate) with soxr and enhanced window by window (every channel), streaming: memory stays
-flat whatever the file length. A file above the model's rate is written at its own rate (--output_rate=input): the
-model's band from the model, the input's own content above it, joined by a linear-phase crossover at 0.85 of the
-model's Nyquist frequency (6.8 kHz for 16 kHz models); --output_rate=model writes the model's rate (dropping that
-band). Other files are written at the model's rate. A file clearly wider than the band the model was trained to
-extend (e.g. an 8 kHz recording for a 4 kHz -> 16 kHz model) gets one `warning:` line on stderr naming the shipped
-model that fits it, if one does. See sr_jax/enhance.py for the crossover, output format and subtype.
+Without --model, --workdir or --checkpoint the shipped DEFAULT_MODEL restores the file (music of any instrument: band
+limits, noise, rooms; its card says how far): on speech it scores as speech_16k does, while speech_16k on music does
+worse (bench/RESULTS.md). The model and its config come from the checkpoint (--workdir: its latest step, or --step;
+--checkpoint: a step folder holding state/ and config/, e.g. a shipped model), so no model flags are needed. Each file
+is resampled to the model's rate (config.data.rate) with soxr and enhanced window by window (every channel), streaming:
+memory stays flat whatever the file length. A file above the model's rate is written at its own rate
+(--output_rate=input): the model's band from the model, the input's own content above it, joined by a linear-phase
+crossover at 0.85 of the model's Nyquist frequency (6.8 kHz for 16 kHz models); --output_rate=model writes the model's
+rate (dropping that band). Other files are written at the model's rate. A file clearly wider than the band the model was
+trained to extend (e.g. an 8 kHz recording for a 4 kHz -> 16 kHz model) gets one `warning:` line on stderr naming the
+shipped model that fits it, if one does. See sr_jax/enhance.py for the crossover, output format and subtype.
 
 --input may be a folder: every audio file directly in it (not in subfolders; hidden files skipped) is enhanced
 into the folder --output under the same name. All inputs are checked before the model is loaded, and an existing
@@ -83,7 +83,7 @@ def take_positional(args: list[str]) -> None:
 
 def use_default_model() -> bool:
   """With no model flag: --model=DEFAULT_MODEL. True if it was needed."""
-  if any(FLAGS[k].value is not None for k in ("workdir", "checkpoint", "model")):
+  if model_flags.given():
     return False
   FLAGS.model = DEFAULT_MODEL
   return True

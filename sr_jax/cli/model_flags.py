@@ -18,10 +18,14 @@ flags.DEFINE_string("checkpoint", None, "Or a checkpoint folder: a checkpoints/ 
 flags.DEFINE_integer("step", None, "Checkpoint step of --workdir (or of a checkpoints/ folder; default: the latest).")
 
 
+def given() -> list[str]:
+  """The model flags given: --workdir, --checkpoint, --model."""
+  return [k for k in ("workdir", "checkpoint", "model") if FLAGS[k].value is not None]
+
+
 def check(step_needs_workdir: bool = False) -> None:
   """The model flags' mistakes, found before any file is read (an unknown --model name included)."""
-  given = [k for k in ("workdir", "checkpoint", "model") if FLAGS[k].value is not None]
-  if len(given) != 1:
+  if len(given()) != 1:
     raise UserError("give exactly one of --workdir (a training run), --checkpoint (a checkpoint folder) and --model "
                     "(a shipped model's name)")
   if FLAGS.model is not None:

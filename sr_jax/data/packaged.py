@@ -476,7 +476,7 @@ def survey(registry=REGISTRY, roots: dict | None = None, max_minutes: float | No
     if root is None:
       out.append(row)
       if progress:
-        print(f"  name={s.name}  kind={s.kind}  role={s.role}  installed=False  get: {install_hint([s])}", flush=True)
+        print(f"{_survey_line(row)}  get: {install_hint([s])}", flush=True)
       continue
     files = source_files(s, root)
     if s.mode == "render":
@@ -500,9 +500,12 @@ def survey(registry=REGISTRY, roots: dict | None = None, max_minutes: float | No
     row["target_ok"] = usable_as_target(row.get("edge_60_hz", 0.0))
     out.append(row)
     if progress:
-      print("  " + "  ".join(f"{k}={_fmt(v)}" for k, v in row.items() if k not in ("licence", "package")),
-            flush=True)
+      print(_survey_line(row), flush=True)
   return out
+
+
+def _survey_line(row: dict) -> str:
+  return "  " + "  ".join(f"{k}={_fmt(v)}" for k, v in row.items() if k not in ("licence", "package"))
 
 
 def _fmt(v) -> str:
@@ -695,10 +698,14 @@ def active_sources(kind: str, registry=REGISTRY, roots: dict | None = None, rend
   return out
 
 
-def missing_sources(kind: str, registry=REGISTRY, roots: dict | None = None, render: bool = True) -> list[Source]:
+def missing_sources(kind: str, registry=REGISTRY, roots: dict | None = None, render: bool = True,
+                    active: list[tuple] | None = None) -> list[Source]:
   """The `kind` target sources `active_sources` cannot use here (not installed, or a render source without the
-  fluidsynth binary), sorted by name: a corpus built without them differs from the shipped model's."""
-  used = {s.name for s, _ in active_sources(kind, registry, roots, render)}
+  fluidsynth binary), sorted by name: a corpus built without them differs from the shipped model's. `active`:
+  `active_sources`' answer for the same arguments, when the caller has it."""
+  if active is None:
+    active = active_sources(kind, registry, roots, render)
+  used = {s.name for s, _ in active}
   return [s for s in sorted(registry, key=lambda s: s.name)
           if s.kind == kind and s.role != "input" and s.target and s.name not in used
           and (render or s.mode != "render")]
@@ -876,7 +883,7 @@ def build_packaged_corpus(kind: str, out_dir: str, rate: int = 16000, minutes: f
   check_registry(registry)
   use_render = render and minutes is not None
   sources = active_sources(kind, registry, roots, render=use_render)
-  missing = missing_sources(kind, registry, roots, render=use_render)
+  missing = missing_sources(kind, registry, roots, render=use_render, active=sources)
   if not sources:
     raise UserError(f"no {kind} source is installed: {install_hint(missing)}")
   if missing and progress:
