@@ -40,6 +40,7 @@ def get_config(arg: str | None = None):
   # leaky up blocks: with ReLU, every unit of this recipe's last up block ends negative on every input, so nothing
   # below it reaches the output (the model card's "What was tried"). Targets with the IIR filters' phase: against
   # clean ones a real mask learns to cut passbands those filters turned by more than 90 degrees.
-  # 9,000 mask steps: at 6,000 its noise removal was still rising (mains hum most; the card's "What was tried").
+  # 9,000 mask steps: at 6,000 its noise removal was still rising (mains hum most), 15,000 add 0.2 dB for 30 more
+  # minutes (the card's "What was tried").
   return recipes.restoration_config(arg, WORKDIR, kind="music", minutes=240.0, chain=CHAIN, hard_chain=HARD_CHAIN,
                                     mask_steps=9000, up_activation="leaky_relu", target_phase=True)
