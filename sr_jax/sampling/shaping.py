@@ -120,13 +120,9 @@ def _manager(folder: str) -> ocp.CheckpointManager:
 
 def _numpy_restore(folder: str, step: int, item: str):
   """One saved pytree item of step `step` in `folder`, as numpy arrays on the host."""
-  from sr_jax.train.checkpoint import quiet_item_metadata  # noqa: PLC0415
+  from sr_jax.train.checkpoint import restore_numpy  # noqa: PLC0415
 
-  path = os.path.join(folder, str(step), item)
-  with ocp.PyTreeCheckpointer() as ckptr, quiet_item_metadata():
-    tree = ckptr.metadata(path).item_metadata.tree
-    args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
-    return ckptr.restore(path, args=ocp.args.PyTreeRestore(item=tree, restore_args=args))
+  return restore_numpy(os.path.join(folder, str(step), item))
 
 
 def load_shaped_disc(path: str, with_info: bool = False):

@@ -213,6 +213,17 @@ def quiet_item_metadata():
     logger.removeFilter(quiet)
 
 
+def restore_numpy(path: str, select=None):
+  """The pytree item saved in the folder `path` (e.g. a step's state/), as numpy arrays on the host. `select(tree)`:
+  the part of its metadata tree to read (only that part is restored); None reads all of it."""
+  with ocp.PyTreeCheckpointer() as ckptr, quiet_item_metadata():
+    tree = ckptr.metadata(path).item_metadata.tree
+    wanted = tree if select is None else select(tree)
+    args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
+    return ckptr.restore(path, args=ocp.args.PyTreeRestore(item=wanted, restore_args=args,
+                                                           partial_restore=select is not None))
+
+
 def restore_for_inference(path: str, step: int | None = None, parts: tuple[str, ...] = ("gen",)):
   """(config, {part: {"params": ..., "batch_stats": ...}}) of a run, restored as numpy arrays on the host.
 
@@ -222,18 +233,16 @@ def restore_for_inference(path: str, step: int | None = None, parts: tuple[str, 
   """
   step_dir = find_step_dir(path, step)
   config = restore_config(step_dir)
-  state_dir = os.path.join(step_dir, "state")
-  with ocp.PyTreeCheckpointer() as ckptr, quiet_item_metadata():
-    tree = ckptr.metadata(state_dir).item_metadata.tree
+
+  def networks(tree):
     missing = [p for p in parts if not isinstance(tree.get(p), dict)]
     if missing:
       names = " or ".join(NET_NAMES.get(p, p) for p in missing)
       raise MissingNetworks(f"the checkpoint {step_dir} has no {names} (it was trained or exported without one)",
                             tuple(missing))
-    wanted = {p: {k: tree[p][k] for k in ("params", "batch_stats") if k in tree[p]} for p in parts}
-    restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
-    restored = ckptr.restore(state_dir, args=ocp.args.PyTreeRestore(item=wanted, restore_args=restore_args,
-                                                                     partial_restore=True))
+    return {p: {k: tree[p][k] for k in ("params", "batch_stats") if k in tree[p]} for p in parts}
+
+  restored = restore_numpy(os.path.join(step_dir, "state"), select=networks)
   # A model exported in bfloat16 (`export_for_inference`) is computed in float32 like any other.
   return config, {p: jax.tree.map(lambda a: _cast_float(a, np.float32), restored[p]) for p in parts}
 
