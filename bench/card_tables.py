@@ -4,8 +4,12 @@
   python3 bench/card_tables.py degradations REPORT            # one row per chain: model, input, spline
   python3 bench/card_tables.py sources REPORT [--chain=NAME]  # one row per test source and chain
   python3 bench/card_tables.py compare NAME=REPORT ...        # the model of each report, per chain
+  python3 bench/card_tables.py paired A B [--metric=si_sdr] [--worse=1]   # B against A, file by file
 
-Columns: LSD, SNR and SI-SDR (dB), and PESQ-wb and STOI where the report has them; means over files.
+Columns: LSD, SNR and SI-SDR (dB), and PESQ-wb and STOI where the report has them; means over files. paired: two
+runs' reports on the same files and chains (a variant against its baseline); per chain, over the files in both, the
+mean and median of B - A, how many files B makes worse by more than --worse (for LSD, higher), and the worst one: a
+mean moved by a few files shows as a median near 0.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+
+import numpy as np
 
 METRICS = (("lsd", "LSD", "{:.2f}"), ("snr", "SNR", "{:.2f}"), ("si_sdr", "SI-SDR", "{:.2f}"),
            ("pesq", "PESQ", "{:.2f}"), ("stoi", "STOI", "{:.3f}"))
@@ -79,8 +85,34 @@ def compare(named: list[tuple[str, str]]) -> str:
   return "\n".join(lines)
 
 
+def paired(a: str, b: str, metric: str = "si_sdr", worse: float = 1.0) -> str:
+  key, label, fmt = next((m for m in METRICS if m[0] == metric), (None, None, None))
+  if key is None:
+    raise SystemExit(f"error: --metric must be one of {', '.join(m[0] for m in METRICS)}, got {metric!r}")
+  sign = -1.0 if key == "lsd" else 1.0  # a loss is B - A below -worse (above +worse for LSD)
+  chains_b = {c["name"]: c for c in load(b)["chains"]}
+  lines = [f"| degradation | files | {label} A / B | B - A: mean / median | files B - A worse than {worse:g} | "
+           "worst file (B - A) |", "|" + "---|" * 6]
+  for c in load(a)["chains"]:
+    if c["name"] not in chains_b:
+      continue
+    got = {f["name"]: f["model"].get(key) for f in chains_b[c["name"]]["files"]}
+    pairs = [(f["name"], f["model"].get(key), got[f["name"]]) for f in c["files"]
+             if f["name"] in got and f["model"].get(key) is not None and got[f["name"]] is not None]
+    if not pairs:
+      continue
+    va, vb = (np.array([p[i] for p in pairs], np.float64) for i in (1, 2))
+    d = vb - va
+    w = int(np.argmin(sign * d))
+    lines.append(f"| {c['name']} | {len(pairs)} | {fmt.format(va.mean())} / {fmt.format(vb.mean())} | "
+                 f"{d.mean():+.2f} / {np.median(d):+.2f} | {int(np.sum(sign * d < -worse))} | "
+                 f"{pairs[w][0]} ({d[w]:+.2f}) |")
+  return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
-  if len(argv) < 2 or argv[0] not in ("degradations", "sources", "compare"):
+  if len(argv) < 2 or argv[0] not in ("degradations", "sources", "compare", "paired") or (
+      argv[0] == "paired" and len(argv) < 3):
     print(__doc__.strip(), file=sys.stderr)
     return 2
   if argv[0] == "degradations":
@@ -88,6 +120,9 @@ def main(argv: list[str]) -> int:
   elif argv[0] == "sources":
     chain = next((a.split("=", 1)[1] for a in argv[2:] if a.startswith("--chain=")), None)
     print(sources(argv[1], chain))
+  elif argv[0] == "paired":
+    flags = dict(a[2:].split("=", 1) for a in argv[3:] if a.startswith("--") and "=" in a)
+    print(paired(argv[1], argv[2], flags.get("metric", "si_sdr"), float(flags.get("worse", 1.0))))
   else:
     print(compare([tuple(a.split("=", 1)) for a in argv[1:]]))
   return 0

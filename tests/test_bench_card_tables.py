@@ -4,6 +4,8 @@ import json
 import os
 import sys
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import card_tables  # noqa: E402
@@ -46,3 +48,29 @@ def test_sources_and_comparison(tmp_path):
   assert lines[0].startswith("| degradation | LSD: input / base / gan | SNR: input / base / gan |")
   assert lines[2] == ("| bw2k | 4.25 / 1.50 / 1.50 | 12.00 / 12.50 / 13.00 | 11.00 / 11.50 / 12.00 | "
                       "1.00 / 2.00 / n/a |")
+
+
+def _per_file(tmp_path, name, si_sdr):
+  """A report with one chain whose files a..e have these SI-SDRs (LSD 1 + SI-SDR / 100)."""
+  files = [{"name": f"{chr(97 + i)}.wav", "model": {"si_sdr": v, "lsd": 1 + v / 100, "pesq": None}}
+           for i, v in enumerate(si_sdr)]
+  folder = tmp_path / name
+  folder.mkdir()
+  (folder / "metrics.json").write_text(json.dumps({"chains": [{"name": "noise10", "files": files}]}))
+  return str(folder)
+
+
+def test_paired_rows_are_file_by_file_differences(tmp_path, capsys):
+  """Hand-worked: B - A = (0, 0, +0.6, -2, -6) over files a..e: mean -1.48, median 0, two files worse than 1 dB, the
+  worst e; in LSD (higher is worse) the files move by d / 100: only c's rises (+0.006), the worst."""
+  a = _per_file(tmp_path, "a", [10.0, 12.0, 14.0, 16.0, 18.0])
+  b = _per_file(tmp_path, "b", [10.0, 12.0, 14.6, 14.0, 12.0])
+  lines = card_tables.paired(a, b).splitlines()
+  assert lines[0] == ("| degradation | files | SI-SDR A / B | B - A: mean / median | files B - A worse than 1 | "
+                      "worst file (B - A) |")
+  assert lines[2] == "| noise10 | 5 | 14.00 / 12.52 | -1.48 / +0.00 | 2 | e.wav (-6.00) |"
+  assert card_tables.main(["paired", a, b, "--metric=lsd", "--worse=0.004"]) == 0
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[2] == "| noise10 | 5 | 1.14 / 1.13 | -0.01 / +0.00 | 1 | c.wav (+0.01) |"
+  with pytest.raises(SystemExit, match="error: --metric must be one of"):
+    card_tables.paired(a, b, metric="sdr")
