@@ -25,8 +25,16 @@ METRICS = (("lsd", "LSD", "{:.2f}"), ("snr", "SNR", "{:.2f}"), ("si_sdr", "SI-SD
 
 
 def load(report: str) -> dict:
-  with open(os.path.join(report, "metrics.json"), encoding="utf-8") as f:
+  path = os.path.join(report, "metrics.json")
+  if not os.path.isfile(path):
+    raise SystemExit(f"error: {report} holds no metrics.json (give the folder an `sr-jax evaluate --report` wrote)")
+  with open(path, encoding="utf-8") as f:
     return json.load(f)
+
+
+def _flags(args: list[str]) -> dict[str, str]:
+  """--name=value arguments as {name: value}."""
+  return dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
 
 
 def _present(chains) -> list[tuple[str, str, str]]:
@@ -118,11 +126,14 @@ def main(argv: list[str]) -> int:
   if argv[0] == "degradations":
     print(degradations(argv[1]))
   elif argv[0] == "sources":
-    chain = next((a.split("=", 1)[1] for a in argv[2:] if a.startswith("--chain=")), None)
-    print(sources(argv[1], chain))
+    print(sources(argv[1], _flags(argv[2:]).get("chain")))
   elif argv[0] == "paired":
-    flags = dict(a[2:].split("=", 1) for a in argv[3:] if a.startswith("--") and "=" in a)
-    print(paired(argv[1], argv[2], flags.get("metric", "si_sdr"), float(flags.get("worse", 1.0))))
+    flags = _flags(argv[3:])
+    try:
+      worse = float(flags.get("worse", 1.0))
+    except ValueError:
+      raise SystemExit(f"error: --worse must be a number, got {flags['worse']!r}") from None
+    print(paired(argv[1], argv[2], flags.get("metric", "si_sdr"), worse))
   else:
     print(compare([tuple(a.split("=", 1)) for a in argv[1:]]))
   return 0

@@ -74,3 +74,7 @@ def test_paired_rows_are_file_by_file_differences(tmp_path, capsys):
   assert lines[2] == "| noise10 | 5 | 1.14 / 1.13 | -0.01 / +0.00 | 1 | c.wav (+0.01) |"
   with pytest.raises(SystemExit, match="error: --metric must be one of"):
     card_tables.paired(a, b, metric="sdr")
+  with pytest.raises(SystemExit, match="error: --worse must be a number, got 'one'"):
+    card_tables.main(["paired", a, b, "--worse=one"])
+  with pytest.raises(SystemExit, match="error: .*nowhere holds no metrics.json"):
+    card_tables.main(["paired", a, str(tmp_path / "nowhere")])
