@@ -262,3 +262,57 @@ def test_bad_feature_matching_and_spectrogram_discriminator_settings_are_refused
   config = tiny_config(**overrides)
   with pytest.raises(UserError, match=message):
     state_lib.check_config(config)
+
+
+MASKED = {"model.mask_channels": 8, "model.mask_fft": 32, "model.mask_hop": 8, "model.dropout": 0.0,
+          "loss.reconstruction": "snr", "optim.optimizer": "sgd", "optim.lr_g": 1e3, "optim.mask_lr_scale": 1.0}
+
+
+def test_mask_term_scores_the_mask_output_and_its_gradient_is_that_of_the_summed_loss():
+  """loss.lambda_mask: g_loss = rec(y, G(x)) + lambda * rec(y, M(x)), M(x) the mask front-end's output; the step's
+  SGD update (old - new) / lr equals jax.grad of that sum written directly (no VJP of two outputs), and differs from
+  the update without the term in the mask's weights."""
+  from sr_jax import losses
+
+  def step(lam):
+    config = tiny_config(**{**MASKED, "loss.lambda_mask": lam})
+    config.mesh.data = 1
+    t = loop.build_training(config)
+    state = t.init()
+    before = jax.device_get(state.gen.params)
+    new, m = t.train_step(state, sharding.global_batch(fixed_batch(config), t.mesh))
+    grad = jax.tree.map(lambda a, b: (np.asarray(a, np.float64) - np.asarray(b, np.float64)) / 1e3, before,
+                        jax.device_get(new.gen.params))
+    return t.models.gen, before, grad, jax.device_get(m)
+
+  gen, params, grad, m = step(0.5)
+  batch = fixed_batch(tiny_config(**MASKED))
+  x, y = batch["input"], batch["target"]
+
+  def direct(p):
+    out = gen.apply({"params": p}, x)
+    masked = gen.apply({"params": p}, x[..., 0], method=lambda g, v: g.mask(v))[..., None]
+    return losses.reconstruction_loss(y, out, "snr", 30.0) + 0.5 * losses.reconstruction_loss(y, masked, "snr", 30.0)
+
+  want = jax.grad(direct)(params)
+  g, r = (np.concatenate([np.ravel(a) for a in jax.tree.leaves(t)]) for t in (grad, want))
+  assert np.linalg.norm(g - r) <= 1e-4 * np.linalg.norm(r)
+  np.testing.assert_allclose(m["g_loss"], m["rec_loss"] + 0.5 * m["mask_loss"], rtol=1e-6)
+  np.testing.assert_allclose(m["g_loss"], float(direct(params)), rtol=1e-5)
+  _, _, grad_off, m_off = step(0.0)
+  assert "mask_loss" not in m_off
+  mask_g, mask_off = (np.concatenate([np.ravel(a) for a in jax.tree.leaves(t["mask"])]) for t in (grad, grad_off))
+  assert np.linalg.norm(mask_g - mask_off) > 0.1 * np.linalg.norm(mask_off)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"loss.lambda_mask": 0.5}, r"loss.lambda_mask=0.5 must be 0 \(off\) or > 0 with a mask front-end"),
+    ({"loss.lambda_mask": -1.0, "model.mask_channels": 8, "model.mask_fft": 32, "model.mask_hop": 8},
+     r"loss.lambda_mask=-1.0 must be 0"),
+])
+def test_bad_mask_term_settings_are_refused(overrides, message):
+  from sr_jax.errors import UserError
+  from sr_jax.train import state as state_lib
+
+  with pytest.raises(UserError, match=message):
+    state_lib.check_config(tiny_config(**overrides))
