@@ -55,10 +55,14 @@ class RunLog:
       return
     logging.info("step %d: %.2f steps/s %s", step, rate, " ".join(f"{k}={m[k]:.4g}" for k in BAR_KEYS if k in m))
 
-  def validation(self, step: int, val: dict[str, float]) -> None:
-    self.writer.write_scalars(step, {f"valid/{k}": v for k, v in val.items()})
+  def validation(self, step: int, val: dict[str, float], chain: str | None = None) -> None:
+    """Writes validation metrics as valid/KEY (data.chain) or valid/CHAIN/KEY (a train.eval_chains name) and prints
+    them in one line."""
+    prefix = "valid/" if chain is None else f"valid/{chain}/"
+    self.writer.write_scalars(step, {prefix + k: v for k, v in val.items()})
     names = [n for n in ("model", "spline", "input") if f"{n}_lsd" in val]
-    text = (f"step {step} validation: LSD " + " / ".join(f"{n} {val[n + '_lsd']:.3f}" for n in names)
+    where = "" if chain is None else f" ({chain})"
+    text = (f"step {step} validation{where}: LSD " + " / ".join(f"{n} {val[n + '_lsd']:.3f}" for n in names)
             + "; SNR " + " / ".join(f"{n} {val[n + '_snr']:.2f}" for n in names) + " dB"
             + f"; capped at {metrics.VALID_SNR_CAP_DB:g} dB "
             + " / ".join(f"{n} {val[n + '_snr_capped']:.2f}" for n in names))

@@ -143,6 +143,13 @@ def init_from(state, models, path: str, shardings):
   return load_networks(state, path, parts, shardings, "train.init_from")
 
 
+def with_chain(config, chain: str):
+  """A copy of config whose data.chain is `chain` (a train.eval_chains chain: its validation windows)."""
+  other = config.copy_and_resolve_references()
+  other.data.chain = chain
+  return other
+
+
 def evaluate(eval_step, state, batches, mesh) -> dict[str, float]:
   sums: dict[str, float] = {}
   for batch in batches:
@@ -234,6 +241,9 @@ def train_and_evaluate(config, workdir: str):
     train_iter = pipeline.train_iterator(config, workdir)
     valid = pipeline.eval_batches(config, "valid", workdir, max_batches=config.train.eval_batches,
                                   baseline_upsample="cubic" if config.data.upsample != "cubic" else None)
+    named = {name: pipeline.eval_batches(with_chain(config, chain), "valid", workdir,
+                                         max_batches=config.train.eval_batches)
+             for name, chain in state_lib.eval_chains(config).items()}
     t = build_training(config, mesh)  # nothing compiles before the first call
     models, abstract, shardings, train_step, eval_step = t.models, t.abstract, t.shardings, t.train_step, t.eval_step
     start = ckpt.latest_step()
@@ -281,6 +291,8 @@ def train_and_evaluate(config, workdir: str):
         if last or done % config.train.eval_every == 0:
           val = evaluate(eval_step, state, valid, mesh)
           log.validation(done, val)
+          for name, batches in named.items():
+            log.validation(done, evaluate(eval_step, state, batches, mesh), name)
           dead = dead_up_blocks(models.gen, state.gen.params, np.asarray(fixed_example["input"][:4]))
           if dead and jax.process_index() == 0:
             logging.warning("step %d: up block %s outputs 0 on every unit for a validation batch, so nothing below "

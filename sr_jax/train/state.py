@@ -106,6 +106,24 @@ def check_config(config) -> None:
     raise UserError(f"loss.lambda_mask={lambda_mask} must be 0 (off) or > 0 with a mask front-end "
                     f"(model.mask_channels > 0, got {config.model.mask_channels}): it scores the mask's own output")
   mask_settings(config)
+  eval_chains(config)
+
+
+def eval_chains(config) -> dict[str, str]:
+  """{name: chain} of config.train.eval_chains ({} when it is "" or the config predates the key), each chain checked
+  as `sr-jax evaluate --chains` checks them and against the model's rate; a mistake is one UserError naming the key."""
+  spec = str(config.train.get("eval_chains", "") or "")
+  if not spec.strip():
+    return {}
+  from sr_jax.report.evaluation import eval_rate, parse_chains  # noqa: PLC0415 (degrade's scipy: only when set)
+
+  try:
+    chains = parse_chains(spec)
+    for chain in chains.values():
+      eval_rate(config, chain)
+  except UserError as e:
+    raise UserError(f"train.eval_chains: {e}") from None
+  return chains
 
 
 def check_enhance_window(config) -> None:
