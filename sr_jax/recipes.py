@@ -68,16 +68,22 @@ def restoration_stages(hard: bool, mask: bool) -> tuple[str, ...]:
 RESTORATION_STAGES = restoration_stages(hard=True, mask=True)  # music_16k
 RESTORATION_STAGES_NO_HARD = restoration_stages(hard=False, mask=True)  # speech_16k
 RESTORATION_FINISH = (("export", {"parts": ("gen",), "dtype": "float32"}),)
+# What every restoration stage's validation also scores (train.eval_chains), each degradation alone as the model
+# cards' targets name them: the training chain mixes them, and its one number can rise while one of them gets worse.
+RESTORATION_EVAL_CHAINS = ("bw2k=lowpass random 2000;bw4k=lowpass random 4000;noise10=noise random 10;"
+                           "reverb05=room random 0.5")
 
 
 def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float, chain: str,
                        hard_chain: str | None = None, base_steps: int = 6000, hard_steps: int = 3000,
                        mask_steps: int | None = None, finish_steps: int = 1000, up_activation: str = "relu",
-                       snr_max_db: float = 30.0, target_phase: bool = False):
+                       snr_max_db: float = 30.0, target_phase: bool = False,
+                       eval_chains: str = RESTORATION_EVAL_CHAINS):
   """A restoration recipe's `get_config(arg)`: stage "base", "hard" (only with a `hard_chain`), "mask" (only with
   `mask_steps`) or one of RESTORATION_FINISHES (default: the last) on the packaged corpus of `kind` (`minutes` of it),
   degraded by `chain` in base and by `hard_chain` (if any) after; `up_activation` and `snr_max_db` are
-  model.up_activation and loss.snr_max_db; `target_phase` is data.target_phase wherever the mask front-end is."""
+  model.up_activation and loss.snr_max_db; `target_phase` is data.target_phase wherever the mask front-end is;
+  `eval_chains` is train.eval_chains in every stage."""
   stages = restoration_stages(hard=bool(hard_chain), mask=bool(mask_steps))
   stage, rest = split_stage(arg, stages, default=stages[-1])
   c = config_lib.get_config()
@@ -87,6 +93,7 @@ def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float,
   c.data.chain = chain if stage == "base" or not hard_chain else hard_chain
   c.model.up_activation = up_activation
   c.loss.snr_max_db = snr_max_db
+  c.train.eval_chains = eval_chains
   _restoration(c, stage, workdir, base_steps, hard_steps, mask_steps, finish_steps, stages, target_phase)
   return config_lib.apply_overrides(c, rest)
 

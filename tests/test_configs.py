@@ -176,6 +176,7 @@ NOT_THE_MODEL = {
     "data.workers": "reader processes: the same windows in the same order",
     "train.log_every": "how often metrics are logged",
     "train.eval_every": "how often validation runs (validation does not change the weights)",
+    "train.eval_chains": "what validation also scores (validation does not change the weights)",
     "log.": "TensorBoard, audio examples, progress bar",
     "checkpoint.": "how often and how many checkpoints are kept (the export is the last step's)",
 }
@@ -225,6 +226,10 @@ def test_restoration_recipes_compare_their_finishes_on_the_same_data_and_steps(n
     assert c.optim.mask_lr_scale == (5.0 if masked else 1.0)
     names = {step.name for step in degrade.parse_chain(c.data.chain)}
     assert {"room", "lowpass", "noise"} <= names and "sample" not in names  # the input stays at 16 kHz
+    # validation also scores each degradation alone, as the model card's targets name them
+    named = state_lib.eval_chains(c)
+    assert {"bw2k", "bw4k", "noise10", "reverb05"} <= set(named) and ("telephone" in named) == (kind == "speech")
+    assert named["noise10"] == "noise random 10" and named["reverb05"] == "room random 0.5"
   assert configs["base"].train.init_from == "" and configs["base"].loss.lambda_adv == 0
   if hard:
     assert configs["hard"].train.init_from == f"runs/{name}/base" and configs["hard"].loss.lambda_adv == 0
