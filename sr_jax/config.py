@@ -132,9 +132,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   l.lambda_fm = 0.0
   l.feature_kind = "l2"  # distance between autoencoder features: l2 | l1
   l.lambda_stft = 0.0  # multi-resolution STFT log-magnitude loss
-  # the reconstruction loss of the mask front-end's own output (model.mask_channels > 0), times this: trained only
-  # through the U-Net after it, the mask stays near the identity and the U-Net does the denoising; 0 = off
-  l.lambda_mask = 0.0
   l.stft_fft_sizes = (512, 1024, 2048)  # STFT sizes of the STFT and corridor terms
   l.stft_hop_sizes = (128, 256, 512)  # their hops
   l.stft_sc_weight = 1.0  # spectral-convergence part of the STFT term

@@ -97,11 +97,6 @@ class Generator(nn.Module):
     h, skips = self.encode(x, train)
     return self.decode(h, skips, train=train)
 
-  def with_masked(self, x, train: bool = False):
-    """x -> (G(x), the U-Net's input (N, W, 1) float32): with a mask front-end, its output (for loss.lambda_mask)."""
-    h, skips = self.encode(x, train)
-    return self.decode(h, skips, train=train), skips[0]
-
 
 def dead_up_blocks(gen: Generator, params, x) -> list[str]:
   """The names of `gen`'s up blocks whose activation output is 0 everywhere on the windows x (N, W[, 1]) (ReLU up

@@ -101,10 +101,6 @@ def check_config(config) -> None:
     raise UserError(f"optim.warmup_steps must be >= 0, got {o.warmup_steps}")
   if not o.mask_lr_scale > 0:
     raise UserError(f"optim.mask_lr_scale must be > 0, got {o.mask_lr_scale}")
-  lambda_mask = config.loss.get("lambda_mask", 0.0)
-  if not lambda_mask >= 0 or (lambda_mask > 0 and config.model.mask_channels <= 0):
-    raise UserError(f"loss.lambda_mask={lambda_mask} must be 0 (off) or > 0 with a mask front-end "
-                    f"(model.mask_channels > 0, got {config.model.mask_channels}): it scores the mask's own output")
   mask_settings(config)
   eval_chains(config)
 

@@ -5,8 +5,7 @@ One train step, in the generator phase:
   D update: BCE(D(y [| x]) -> real, D(stop_grad(y_hat) [| x]) -> fake), BatchNorm stats updated;
   G update: rec(y, y_hat) + adv_on * lambda_adv * -log D(y_hat) (with the updated D)
             + adv_on * lambda_fm * |D_feat(y) - D_feat(y_hat)| (feature matching, the updated D's inner features)
-            + lambda_f * |AE(y) - AE(y_hat)| + lambda_stft * MR-STFT(y, y_hat) + lambda_corridor * corridor(y, y_hat)
-            + lambda_mask * rec(y, M(x)) (M(x): the mask front-end's output, the U-Net's input),
+            + lambda_f * |AE(y) - AE(y_hat)| + lambda_stft * MR-STFT(y, y_hat) + lambda_corridor * corridor(y, y_hat),
             pulled back through the VJP of G; with optim.freeze = "gen" no generator loss is computed and G stays as
             it is.
 The MRSD's (disc.kind "mrsd") BCE terms are averaged over its resolutions (`patch_counts`), each resolution the mean
@@ -43,7 +42,6 @@ def make_steps(config, models: Models, optimizers: Optimizers) -> tuple[Callable
   ae_steps = int(config.train.ae_steps) if AE is not None and not config.train.ae_checkpoint else 0
   plateau = bool(config.optim.plateau)
   frozen_gen = config.optim.freeze == "gen"
-  lambda_mask = float(lc.get("lambda_mask", 0.0))  # a config without the key (older checkpoints): off
 
   def d_apply(net: NetState, y, x, key, params=None, features: bool = False):
     """D in train mode; returns (logits, new batch stats), with features ((logits, feature maps), new batch stats).
@@ -67,12 +65,9 @@ def make_steps(config, models: Models, optimizers: Optimizers) -> tuple[Callable
     g_step = state.step - ae_steps
 
     def g_forward(params):
-      if lambda_mask > 0:  # (G(x), the mask front-end's output)
-        return G.apply({"params": params}, x, train=True, rngs={"dropout": k_g}, method=G.with_masked)
       return G.apply({"params": params}, x, train=True, rngs={"dropout": k_g})
 
-    outputs, g_vjp = jax.vjp(g_forward, state.gen.params)
-    y_hat = outputs[0] if lambda_mask > 0 else outputs
+    y_hat, g_vjp = jax.vjp(g_forward, state.gen.params)
     out = {}
     disc, adv_on, ema = state.disc, state.adv_on, state.d_loss_ema
     if D is not None:
@@ -93,14 +88,10 @@ def make_steps(config, models: Models, optimizers: Optimizers) -> tuple[Callable
       (_, real_features), _ = d_apply(disc, y, x, k_adv, features=True)
       real_features = jax.lax.stop_gradient(real_features)
 
-    def g_loss_fn(outputs):
-      y_hat, masked = outputs if lambda_mask > 0 else (outputs, None)
+    def g_loss_fn(y_hat):
       rec = losses.reconstruction_loss(y, y_hat, lc.reconstruction, lc.snr_max_db)
       terms = {"rec_loss": rec}
       total = rec
-      if masked is not None:
-        terms["mask_loss"] = losses.reconstruction_loss(y, masked, lc.reconstruction, lc.snr_max_db)
-        total = total + lambda_mask * terms["mask_loss"]
       if D is not None:
         if real_features is None:
           logits, _ = d_apply(disc, y_hat, x, k_adv)
@@ -128,7 +119,7 @@ def make_steps(config, models: Models, optimizers: Optimizers) -> tuple[Callable
     if frozen_gen:
       out["adv_on"] = adv_on.astype(jnp.float32)
       return state.replace(disc=disc, adv_on=adv_on, d_loss_ema=ema), out
-    (g_loss, terms), dy = jax.value_and_grad(g_loss_fn, has_aux=True)(outputs)
+    (g_loss, terms), dy = jax.value_and_grad(g_loss_fn, has_aux=True)(y_hat)
     (g_grads,) = g_vjp(dy)
     gen, out["g_grad_norm"] = _update(optimizers.gen, state.gen, g_grads, loss=g_loss if plateau else None)
     out.update(terms, g_loss=g_loss, adv_on=adv_on.astype(jnp.float32))
