@@ -106,12 +106,12 @@ def check_config(config) -> None:
 
 
 def eval_chains(config) -> dict[str, str]:
-  """{name: chain} of config.train.eval_chains ({} when it is "" or the config predates the key), each chain checked
-  as `sr-jax evaluate --chains` checks them and against the model's rate; a mistake is one UserError naming the key."""
-  spec = str(config.train.get("eval_chains", "") or "")
+  """{name: chain} of config.train.eval_chains ({} when it is ""), each chain checked as `sr-jax evaluate --chains`
+  checks them and against the model's rate; a mistake is one UserError naming the key."""
+  spec = str(config.train.eval_chains or "")
   if not spec.strip():
     return {}
-  from sr_jax.report.evaluation import eval_rate, parse_chains  # noqa: PLC0415 (degrade's scipy: only when set)
+  from sr_jax.data.chains import eval_rate, parse_chains  # noqa: PLC0415 (degrade's scipy: only when set)
 
   try:
     chains = parse_chains(spec)
