@@ -178,8 +178,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   t.eval_every = 500  # validation every this many steps
   t.eval_batches = 8  # validation batches (windows of the valid split)
   # Also validate on named chains, "NAME=CHAIN;NAME=CHAIN" as `sr-jax evaluate --chains` takes them (e.g.
-  # "noise10=noise random 10;reverb05=room random 0.5"): each on the same windows, logged as valid/NAME/...; a mixed
-  # data.chain's one number can rise while the degradation that matters gets worse. "" = data.chain only
+  # "noise10=noise random 10;reverb05=room random 0.5"): each on the same windows, against the targets training uses
+  # (data.target_phase), logged as valid/NAME/...; a mixed data.chain's one number can rise while the degradation
+  # that matters gets worse. "" = data.chain only
   t.eval_chains = ""
   t.log_every = 50  # training metrics every this many steps
 
