@@ -129,3 +129,16 @@ def write_json(path: str, rows: Sequence[dict], **extra: Any) -> dict:
     json.dump(doc, f, indent=1)
     f.write("\n")
   return doc
+
+
+def define_evaluation_flags(data_help: str) -> None:
+  """absl flags --data, --chains, --max_files, --max_seconds, --seed and --json: the clean files and named chains a
+  bench scores as `sr-jax evaluate` does (the same file seeds), and where its rows also go."""
+  from absl import flags  # noqa: PLC0415
+
+  flags.DEFINE_string("data", None, data_help)
+  flags.DEFINE_string("chains", None, "NAME=CHAIN;... or a file of them, as sr-jax evaluate's --chains.")
+  flags.DEFINE_integer("max_files", -1, "At most this many files (sorted); -1: all.")
+  flags.DEFINE_float("max_seconds", 6.0, "Crop each file to its first this many seconds (0: whole files).")
+  flags.DEFINE_integer("seed", 0, "Degradation seed (as sr-jax evaluate's --seed).")
+  flags.DEFINE_string("json", None, "Also write the rows to this JSON file.")

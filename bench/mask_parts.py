@@ -57,7 +57,9 @@ def part_rows(checkpoint: str, files: list[str], root: str, chains: dict[str, st
   rate = parts["model"].rate
   enhancers = {name: part.enhance_array for name, part in parts.items()}
   scores: dict[tuple[str, str], list] = {}
-  for result in evaluation.evaluate_chains(files, root, enhancers, chains, rate, seed, max_seconds=max_seconds):
+  upsample = parts["model"].config.data.upsample  # what the model was given in training, as sr-jax evaluate does
+  for result in evaluation.evaluate_chains(files, root, enhancers, chains, rate, seed, model_upsample=upsample,
+                                           max_seconds=max_seconds):
     for system in ("input",) + PARTS:
       m = result.metrics[system]
       scores.setdefault((result.chain, system), []).append((m["si_sdr"], m["lsd"]))
@@ -67,12 +69,7 @@ def part_rows(checkpoint: str, files: list[str], root: str, chains: dict[str, st
 
 def define_flags() -> None:
   flags.DEFINE_string("checkpoint", None, "A run's workdir or an exported model whose generator has a mask.")
-  flags.DEFINE_string("data", None, "Folder of clean reference audio (e.g. a corpus's valid/ split).")
-  flags.DEFINE_string("chains", None, "NAME=CHAIN;... or a file of them, as sr-jax evaluate's --chains.")
-  flags.DEFINE_integer("max_files", -1, "At most this many files (sorted); -1: all.")
-  flags.DEFINE_float("max_seconds", 6.0, "Crop each file to its first this many seconds (0: whole files).")
-  flags.DEFINE_integer("seed", 0, "Degradation seed (as sr-jax evaluate's --seed).")
-  flags.DEFINE_string("json", None, "Also write the rows to this JSON file.")
+  common.define_evaluation_flags("Folder of clean reference audio (e.g. a corpus's valid/ split).")
 
 
 @exit_on_user_error

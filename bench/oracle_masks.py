@@ -96,14 +96,9 @@ def parse_ffts(text: str) -> list[int]:
 
 
 def define_flags() -> None:
-  flags.DEFINE_string("data", None, "Folder of clean reference audio (e.g. a corpus's test/ split).")
-  flags.DEFINE_string("chains", None, "NAME=CHAIN;... or a file of them, as sr-jax evaluate's --chains.")
+  common.define_evaluation_flags("Folder of clean reference audio (e.g. a corpus's test/ split).")
   flags.DEFINE_string("ffts", "512,2048", "STFT sizes (hop a quarter of each).")
   flags.DEFINE_integer("rate", 16000, "Sample rate the files are read at (Hz).")
-  flags.DEFINE_integer("max_files", -1, "At most this many files (sorted); -1: all.")
-  flags.DEFINE_float("max_seconds", 6.0, "Crop each file to its first this many seconds (0: whole files).")
-  flags.DEFINE_integer("seed", 0, "Degradation seed (as sr-jax evaluate's --seed).")
-  flags.DEFINE_string("json", None, "Also write the rows to this JSON file.")
 
 
 @exit_on_user_error
