@@ -63,6 +63,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # True: the mask's gain is complex, a magnitude in [0, 2] times a phase turn per bin, so it can undo the phase an
   # IIR low-pass or the telephone band turns in the passband (a real gain learns to cut that passband instead).
   m.mask_phase = False
+  # The spectral fill (sr_jax/models/fill.py): noise of a learned level per STFT bin (the mask's mask_fft / mask_hop)
+  # added to the output where it lacks a band, predicted from the output's log spectrum by a net like the mask's;
+  # LSD punishes an empty band most and no network predicts that band in phase. 0: none.
+  m.fill_channels = 0
+  m.fill_layers = 4  # its residual blocks over frames
 
   c.disc = d = ml_collections.ConfigDict()
   # global: one logit per window | patch: PatchGAN, one logit per patch | mrsd: multi-resolution spectrogram D
@@ -153,7 +158,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   o.optimizer = "adam"  # adam | adamw | sgd
   o.lr_g = 1e-4  # generator's learning rate
   o.lr_d = 1e-4  # discriminator's
-  o.mask_lr_scale = 1.0  # the mask front-end's learning rate is lr_g times this (a fresh mask on a trained U-Net)
+  o.mask_lr_scale = 1.0  # the mask front-end's and the fill's learning rate is lr_g times this (fresh on a trained U-Net)
   o.lr_ae = 1e-4  # autoencoder's
   o.freeze = ""  # "gen": the generator stays as it starts (no generator loss computed; e.g. to train a critic)
   o.b1 = 0.9  # Adam's beta1

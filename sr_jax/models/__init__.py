@@ -6,13 +6,14 @@ from sr_jax.errors import UserError
 from sr_jax.models.autoencoder import AutoEncoder
 from sr_jax.models.discriminators import (ConditionalDiscriminator, Discriminator, PatchDiscriminator,
                                           SpectrogramDiscriminator, check_spectrogram_settings)
+from sr_jax.models.fill import SpectralFill
 from sr_jax.models.generator import Generator
 from sr_jax.models.mask import SpectralMask, check_mask_settings
 from sr_jax.models.layers import as_dtype, check_conv_impl, check_window, level_channels, level_kernel, subpixel
 
 __all__ = [
     "AutoEncoder", "ConditionalDiscriminator", "Discriminator", "Generator", "PatchDiscriminator",
-    "SpectralMask", "SpectrogramDiscriminator", "build_autoencoder", "build_discriminator", "build_generator",
+    "SpectralFill", "SpectralMask", "SpectrogramDiscriminator", "build_autoencoder", "build_discriminator", "build_generator",
     "check_mask_settings", "check_window", "level_channels", "level_kernel", "subpixel",
 ]
 
@@ -45,6 +46,14 @@ def mask_settings(config) -> None:
     raise UserError(f"model.mask_channels must be >= 0 (0: no mask front-end), got {m.mask_channels}")
   if m.mask_channels > 0:
     check_mask_settings(m.mask_fft, m.mask_hop, m.mask_channels, m.mask_layers, config.data.window)
+  if m.fill_channels < 0:
+    raise UserError(f"model.fill_channels must be >= 0 (0: no spectral fill), got {m.fill_channels}")
+  if m.fill_channels > 0:
+    try:
+      check_mask_settings(m.mask_fft, m.mask_hop, m.fill_channels, m.fill_layers, config.data.window)
+    except UserError as e:
+      raise UserError(f"the spectral fill (model.fill_channels > 0): {e}".replace("mask_channels", "fill_channels")
+                      .replace("mask_layers", "fill_layers")) from None
 
 
 def build_generator(config) -> Generator:
@@ -53,7 +62,7 @@ def build_generator(config) -> Generator:
   return Generator(depth=m.depth, width=m.width, dropout=m.dropout, dtype=as_dtype(m.dtype),
                    zero_init_final=m.zero_init_final, conv_impl=conv_impl(config), up_activation=up_activation(config),
                    mask_channels=m.mask_channels, mask_fft=m.mask_fft, mask_hop=m.mask_hop, mask_layers=m.mask_layers,
-                   mask_phase=bool(m.mask_phase))
+                   mask_phase=bool(m.mask_phase), fill_channels=m.fill_channels, fill_layers=m.fill_layers)
 
 
 def build_discriminator(config):

@@ -8,6 +8,8 @@
   up_1 .. up_B          up_l mirrors level b = B + 1 - l: conv stride 1 to 2 * channels(b), dropout, ReLU (or
                         model.up_activation), subpixel, concat with d_b                 -> (W / 2**(b-1), 2 * channels(b))
   final                 conv to 2 channels (kernel 9), subpixel, + x (additive input skip)
+  fill                  (model.fill_channels > 0) noise of a learned level per STFT bin added to the output
+                        (sr_jax.models.fill)
 
 The two halves are exposed for collaborative sampling (sr_jax.sampling):
   h, skips = G.apply(v, x, method=Generator.encode)                  # h = bottleneck output
@@ -27,9 +29,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sr_jax.models.fill import SpectralFill
 from sr_jax.models.mask import SpectralMask
 from sr_jax.models.layers import ConvBlock, Dtype, UpBlock, as_windows, check_window, conv, level_channels, \
     level_kernel, subpixel
+
+
+SPECTRAL_PARTS = ("mask", "fill")  # the optional STFT-domain submodules' names in the params (model.mask_/fill_*)
 
 
 class Generator(nn.Module):
@@ -47,6 +53,8 @@ class Generator(nn.Module):
   mask_hop: int = 128
   mask_layers: int = 6
   mask_phase: bool = False  # the mask's gain complex (a phase turn per bin), see sr_jax.models.mask
+  fill_channels: int = 0  # > 0: the spectral fill (sr_jax.models.fill) after the output, on the mask's STFT
+  fill_layers: int = 4
 
   def setup(self):
     b_ = self.depth
@@ -61,6 +69,9 @@ class Generator(nn.Module):
     if self.mask_channels > 0:
       self.mask = SpectralMask(self.mask_fft, self.mask_hop, self.mask_channels, self.mask_layers, self.mask_phase,
                                self.dtype, name="mask")
+    if self.fill_channels > 0:
+      self.fill = SpectralFill(self.mask_fft, self.mask_hop, self.fill_channels, self.fill_layers, self.dtype,
+                               name="fill")
 
   def encode(self, x, train: bool = False):
     """x (N, W) or (N, W, 1) -> (h, skips): h the bottleneck output, skips = (x, d_1, ..., d_B) (x masked, with a
@@ -90,8 +101,10 @@ class Generator(nn.Module):
       h = self.up[l - 1](h, skips[b_ + 1 - l], train)
     if stop is not None:
       return h
-    delta = subpixel(self.final(h))
-    return skips[0] + delta.astype(jnp.float32)
+    y = skips[0] + subpixel(self.final(h)).astype(jnp.float32)
+    if self.fill_channels > 0:
+      y = self.fill(y[..., 0])[..., None]
+    return y
 
   def __call__(self, x, train: bool = False):
     h, skips = self.encode(x, train)

@@ -53,6 +53,17 @@ def dilation(block: int) -> int:
   return 2 ** (block % 4)
 
 
+def frame_trunk(features, channels: int, layers: int, dtype: Dtype):
+  """(N, frames, bins) features -> (N, frames, channels): in, block_1 .. block_L, norm_out (the module docstring's
+  trunk). Called inside a compact method: its layers become that module's own (the names say which)."""
+  h = nn.Dense(channels, dtype=dtype, name="in")(features.astype(dtype))
+  for b in range(layers):
+    r = nn.gelu(nn.LayerNorm(dtype=dtype, name=f"norm_{b}")(h))
+    h = h + nn.Conv(channels, (3,), kernel_dilation=(dilation(b),), padding="SAME", dtype=dtype,
+                    name=f"block_{b + 1}")(r)
+  return nn.gelu(nn.LayerNorm(dtype=dtype, name="norm_out")(h))
+
+
 class SpectralMask(nn.Module):
   """(N, W) float32 -> (N, W) float32: the input with a learned gain on each STFT bin (module docstring)."""
 
@@ -70,12 +81,7 @@ class SpectralMask(nn.Module):
     spectrum = spectral.stft(x, self.n_fft, self.hop)
     features = jnp.log(spectral.power(spectrum) + LOG_POWER_FLOOR)
     features = features - jnp.mean(features, axis=(-2, -1), keepdims=True)
-    h = nn.Dense(self.channels, dtype=self.dtype, name="in")(features.astype(self.dtype))
-    for b in range(self.layers):
-      r = nn.gelu(nn.LayerNorm(dtype=self.dtype, name=f"norm_{b}")(h))
-      h = h + nn.Conv(self.channels, (3,), kernel_dilation=(dilation(b),), padding="SAME", dtype=self.dtype,
-                      name=f"block_{b + 1}")(r)
-    h = nn.gelu(nn.LayerNorm(dtype=self.dtype, name="norm_out")(h))
+    h = frame_trunk(features, self.channels, self.layers, self.dtype)
     bins = self.n_fft // 2 + 1
     if not self.phase:
       logits = nn.Dense(bins, dtype=self.dtype, bias_init=nn.initializers.constant(GAIN_BIAS), name="out")(h)

@@ -37,11 +37,11 @@ def layer_table(module, *inputs: jax.ShapeDtypeStruct) -> tuple[list[tuple[str, 
   return rows, count(params)
 
 
-_RANK = {"mask": -1, "down": 0, "bottleneck": 1, "up": 2, "final": 3, "dropout": 4, "logit": 5}
+_RANK = {"mask": -1, "down": 0, "bottleneck": 1, "up": 2, "final": 3, "fill": 3.5, "dropout": 4, "logit": 5}
 
 
 def _layer_order(name: str):
-  """Call order of the sr_jax networks: mask, down_1.., bottleneck, up_1.., final, dropout, logit."""
+  """Call order of the sr_jax networks: mask, down_1.., bottleneck, up_1.., final, fill, dropout, logit."""
   prefix, _, index = name.partition("_")
   return (_RANK.get(prefix, len(_RANK)), int(index) if index.isdigit() else 0, name)
 

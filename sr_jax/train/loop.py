@@ -26,7 +26,7 @@ from jax.experimental import multihost_utils
 from sr_jax import layout
 from sr_jax.data import pipeline, sources
 from sr_jax.errors import UserError
-from sr_jax.models.generator import dead_up_blocks
+from sr_jax.models.generator import SPECTRAL_PARTS, dead_up_blocks
 from sr_jax.train import sharding, state as state_lib, steps as steps_lib
 from sr_jax.train.checkpoint import NET_NAMES, Checkpointer, abstract_with_shardings
 from sr_jax.train.workdir_lock import WorkdirBusy, WorkdirLock
@@ -109,16 +109,16 @@ def build_training(config, mesh=None) -> Training:
 
 def load_networks(state, path: str, parts: tuple[str, ...], shardings, flag: str):
   """Replaces the networks `parts` ("gen", "disc", "ae") of `state` by those of the run or exported model at
-  `path`; optimizer states stay as they are (fresh). A generator saved without the mask front-end this config has
-  (model.mask_channels) keeps its fresh one. A shape mismatch is a UserError naming `flag`."""
+  `path`; optimizer states stay as they are (fresh). A generator saved without the mask front-end or the fill this
+  config has (model.mask_channels, fill_channels) keeps its fresh one. A shape mismatch is a UserError naming `flag`."""
   from sr_jax.train.checkpoint import restore_for_inference  # noqa: PLC0415
 
   _, nets = restore_for_inference(path, parts=parts)
   for part in parts:
     net = getattr(state, part)
     params = nets[part]["params"]
-    if part == "gen" and "mask" in net.params and "mask" not in params:
-      params = {**params, "mask": net.params["mask"]}  # a mask front-end added to a generator trained without one
+    if part == "gen":  # a mask front-end or a fill added to a generator trained without one keeps its fresh one
+      params = {**params, **{k: net.params[k] for k in SPECTRAL_PARTS if k in net.params and k not in params}}
     loaded = net.replace(params=params, batch_stats=nets[part].get("batch_stats", {}))
     want = jax.tree.map(lambda x: (x.shape, x.dtype), (net.params, net.batch_stats))
     got = jax.tree.map(lambda x: (x.shape, x.dtype), (loaded.params, loaded.batch_stats))
@@ -129,7 +129,7 @@ def load_networks(state, path: str, parts: tuple[str, ...], shardings, flag: str
   return state
 
 
-_SHAPE_FIELDS = {"gen": "model.depth/width/mask_channels/mask_fft/mask_layers/mask_phase",
+_SHAPE_FIELDS = {"gen": "model.depth/width/mask_channels/mask_fft/mask_layers/mask_phase/fill_channels/fill_layers",
                  "disc": "disc.kind/depth/patch_depth/width/conditional/stft_fft_sizes/channels and data.window",
                  "ae": "ae.depth/ae.width and data.window"}
 

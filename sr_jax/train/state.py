@@ -11,6 +11,7 @@ from flax import struct
 
 from sr_jax import losses
 from sr_jax.errors import UserError
+from sr_jax.models.generator import SPECTRAL_PARTS
 from sr_jax.models import (build_autoencoder, build_discriminator, build_generator, check_spectrogram_settings,
                            check_window, mask_settings, up_activation)
 
@@ -156,14 +157,15 @@ def learning_rate(config, lr: float):
 
 
 def _mask_front_end(params) -> dict:
-  """The optax.masked mask of the generator's mask front-end: True on its subtree ("mask"), False elsewhere."""
-  return {name: name == "mask" for name in params}
+  """The optax.masked mask of the generator's spectral parts: True on the mask front-end's and the fill's subtrees
+  ("mask", "fill"), False elsewhere."""
+  return {name: name in SPECTRAL_PARTS for name in params}
 
 
 def make_optimizer(config, lr: float, plateau: bool = False,
                    mask_lr_scale: float = 1.0) -> optax.GradientTransformationExtraArgs:
-  """clip (optional) -> adam/adamw on the schedule -> the mask front-end's updates times `mask_lr_scale` (the
-  generator's, when not 1) -> reduce_on_plateau (optional, needs `value=` at update)."""
+  """clip (optional) -> adam/adamw on the schedule -> the mask front-end's and the fill's updates times
+  `mask_lr_scale` (the generator's, when not 1) -> reduce_on_plateau (optional, needs `value=` at update)."""
   o = config.optim
   parts = [optax.clip_by_global_norm(o.grad_clip)] if o.grad_clip > 0 else []
   if o.optimizer == "adam":

@@ -93,5 +93,21 @@ def test_a_mask_front_end_added_to_a_generator_trained_without_one_starts_fresh(
   start(data_dir, masked_run, "", **mask, **{"train.num_steps": 1})
   with pytest.raises(UserError, match=r"train.init_from: the generator in .* has another shape"):
     start(data_dir, str(tmp_path / "unmasked"), masked_run)
-  with pytest.raises(UserError, match=r"has another shape than this config's \(model.*mask_phase\)"):
+  with pytest.raises(UserError, match=r"has another shape than this config's \(model.*mask_phase.*\)"):
     start(data_dir, str(tmp_path / "turned"), masked_run, **mask, **{"model.mask_phase": True})  # no turn head
+
+
+def test_a_fill_added_to_a_generator_with_a_mask_starts_fresh_and_the_rest_is_loaded(source, tmp_path):
+  data_dir, _, _ = source
+  mask = {"model.mask_channels": 8, "model.mask_fft": 32, "model.mask_hop": 8}
+  masked_run = str(tmp_path / "masked_source")
+  _, trained = start(data_dir, masked_run, "", **mask, **{"train.num_steps": 1})
+  config, state = start(data_dir, str(tmp_path / "filled"), masked_run, **mask, **{"model.fill_channels": 4})
+  fresh = jax.device_get(loop.build_training(config).init())
+  assert set(state.gen.params) == set(trained.gen.params) | {"fill"}
+  assert_same({k: v for k, v in state.gen.params.items() if k != "fill"}, trained.gen.params)
+  assert_same(state.gen.params["fill"], fresh.gen.params["fill"])
+  filled_run = str(tmp_path / "filled_source")  # the other way round: a shape mismatch
+  start(data_dir, filled_run, "", **mask, **{"model.fill_channels": 4, "train.num_steps": 1})
+  with pytest.raises(UserError, match=r"has another shape than this config's \(model.*fill_layers\)"):
+    start(data_dir, str(tmp_path / "unfilled"), filled_run, **mask)
