@@ -7,7 +7,8 @@ recorded speech that Debian and PyPI packages ship), split by prompt text, with 
 
 Stages (`get_config("stage=NAME[,key=value,...]")`): base, mask (the spectral mask front-end added, from base), then
 the finishes gan, mrsd and plain from mask, as in configs/music_16k.py but without its hard stage; from mask on the
-targets take the phase the chain's IIR filters gave the input (data.target_phase); plain is exported.
+targets take the phase the chain's IIR filters gave the input (data.target_phase); plain is exported. The variant fill
+(`--stages=fill`: the spectral fill added from plain, as in music_16k) lowers LSD and PESQ-wb with it.
 
   sr-jax recipe --config=speech_16k --workdir=runs/speech_16k      (or python3 launch/recipe.py ...)
 needs the Debian packages and the G722 module that packaged.py names (`pip install -e ".[corpora]"`).
@@ -16,6 +17,7 @@ needs the Debian packages and the G722 module that packaged.py names (`pip insta
 from sr_jax import recipes
 
 STAGES = recipes.RESTORATION_STAGES_NO_HARD
+VARIANTS = STAGES + (recipes.FILL_STAGE,)  # measured in the model card, not shipped
 WORKDIR = "runs/speech_16k"
 FINISH = recipes.RESTORATION_FINISH
 # The training degradations, each step drawn per example: a room (RT60 0.2-0.8 s), the telephone band, a low-pass

@@ -55,9 +55,11 @@ def piano_corpus(data) -> None:
 # "base" on a milder chain, optionally "hard" from it on the full-strength chain (a curriculum), optionally "mask": the
 # spectral mask front-end (sr_jax/models/mask.py) added to that U-Net and both trained on the full-strength chain;
 # then a non-adversarial finish and two adversarial ones from the stage before, trained on the same data for the same
-# steps (the model card compares them). The recipes differ in their data, chains and the few settings
-# restoration_config takes.
-RESTORATION_FINISHES = ("gan", "mrsd", "plain")  # from the stage before; the last one is exported
+# steps (the model card compares them); the last one, plain, is exported. A variant run only when named, "fill", adds
+# the spectral fill (sr_jax/models/fill.py) after plain (the cards say what it costs). The recipes differ in their
+# data, chains and the few settings restoration_config takes.
+RESTORATION_FINISHES = ("gan", "mrsd", "plain")  # from the stage before the finishes
+FILL_STAGE = "fill"  # from plain: a recipe's VARIANTS add it to its STAGES
 
 
 def restoration_stages(hard: bool, mask: bool) -> tuple[str, ...]:
@@ -76,16 +78,19 @@ RESTORATION_EVAL_CHAINS = ("bw2k=lowpass random 2000;bw4k=lowpass random 4000;no
 
 def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float, chain: str,
                        hard_chain: str | None = None, base_steps: int = 6000, hard_steps: int = 3000,
-                       mask_steps: int | None = None, finish_steps: int = 1000, up_activation: str = "relu",
+                       mask_steps: int | None = None, finish_steps: int = 1000, fill_steps: int = 1500,
+                       up_activation: str = "relu",
                        snr_max_db: float = 30.0, target_phase: bool = False,
-                       eval_chains: str = RESTORATION_EVAL_CHAINS):
+                       eval_chains: str = RESTORATION_EVAL_CHAINS, fill_stft: float = 0.3):
   """A restoration recipe's `get_config(arg)`: stage "base", "hard" (only with a `hard_chain`), "mask" (only with
-  `mask_steps`) or one of RESTORATION_FINISHES (default: the last) on the packaged corpus of `kind` (`minutes` of it),
+  `mask_steps`), one of RESTORATION_FINISHES (default: the last) or the variant "fill" on the packaged corpus of
+  `kind` (`minutes` of it),
   degraded by `chain` in base and by `hard_chain` (if any) after; `up_activation` and `snr_max_db` are
   model.up_activation and loss.snr_max_db; `target_phase` is data.target_phase wherever the mask front-end is;
-  `eval_chains` is train.eval_chains in every stage."""
+  `eval_chains` is train.eval_chains in every stage; `fill_stft` is the fill stage's loss.lambda_stft."""
   stages = restoration_stages(hard=bool(hard_chain), mask=bool(mask_steps))
-  stage, rest = split_stage(arg, stages, default=stages[-1])
+  variants = stages + (FILL_STAGE,)
+  stage, rest = split_stage(arg, variants, default=stages[-1])
   c = config_lib.get_config()
   c.data.source = "packaged"
   c.data.packaged_kind = kind
@@ -94,14 +99,17 @@ def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float,
   c.model.up_activation = up_activation
   c.loss.snr_max_db = snr_max_db
   c.train.eval_chains = eval_chains
-  _restoration(c, stage, workdir, base_steps, hard_steps, mask_steps, finish_steps, stages, target_phase)
+  _restoration(c, stage, workdir, base_steps, hard_steps, mask_steps, finish_steps, fill_steps, variants, target_phase)
+  if stage == FILL_STAGE:
+    c.loss.lambda_stft = fill_stft
   return config_lib.apply_overrides(c, rest)
 
 
 def _restoration(c, stage: str, workdir: str, base_steps: int, hard_steps: int, mask_steps: int | None,
-                 finish_steps: int, stages: tuple[str, ...], target_phase: bool) -> None:
+                 finish_steps: int, fill_steps: int, stages: tuple[str, ...], target_phase: bool) -> None:
   """The generator, schedule and stage settings the restoration recipes share; `stage` is one of `stages` (base,
-  hard, mask, a finish); each starts from the stage before it, a finish from the last one before the finishes."""
+  hard, mask, a finish, fill); each starts from the stage before it, a finish from the last one before the
+  finishes."""
   c.model.depth = 8  # every output sample sees the whole window: reverberation tails, the notes around a gap
   c.model.width = 0.125  # channels 16, 32, 64, ... (1.6M generator weights)
   c.model.dropout = 0.0
@@ -134,7 +142,7 @@ def _restoration(c, stage: str, workdir: str, base_steps: int, hard_steps: int, 
   c.checkpoint.keep = 2
   if stage == "base":
     return
-  last = stages.index(stage) if stage not in RESTORATION_FINISHES else len(stages) - len(RESTORATION_FINISHES)
+  last = stages.index(RESTORATION_FINISHES[0] if stage in RESTORATION_FINISHES else stage)
   c.train.init_from = f"{workdir}/{stages[last - 1]}"  # the stage before (for a finish: before the finishes)
   if stage == "hard":  # the same losses; the chain's rooms and noise are stronger and more frequent
     c.train.num_steps = hard_steps
@@ -170,6 +178,9 @@ def _restoration(c, stage: str, workdir: str, base_steps: int, hard_steps: int, 
     c.loss.lambda_adv = 0.05
     c.loss.lambda_fm = 0.1
     c.loss.adv_start_step = 0
+  elif stage == FILL_STAGE:  # plain's losses; the fill learns the level at which they balance, 40 dB under at first
+    c.model.fill_channels = 128
+    c.train.num_steps = fill_steps
 
 
 # ----- a recipe file's variants ----------------------------------------------------------------------------------

@@ -89,12 +89,12 @@ def test_recipe_declarations(name):
     assert c.data.window % 2 ** (c.model.depth + 1) == 0
     assert c.data.cache_dir == f"runs/{name}/data_cache"  # one cache of degraded pairs for all stages
   # each stage starts from the previous stage's folder under the recipe's workdir
-  # the piano recipes' stages each start from the one before; the restoration recipes' finishes all from the mask
-  # stage, which starts from the stage before it (hard, or base where there is no hard stage)
+  # the piano recipes' stages each start from the one before; the restoration recipes' three finishes all from the
+  # mask stage, which starts from the stage before it (hard, or base where there is no hard stage)
   if module.STAGES == recipes.RESTORATION_STAGES:
-    before = ["base", "hard"] + ["mask"] * (len(module.STAGES) - 3)
+    before = ["base", "hard"] + ["mask"] * 3
   elif module.STAGES == recipes.RESTORATION_STAGES_NO_HARD:
-    before = ["base"] + ["mask"] * (len(module.STAGES) - 2)
+    before = ["base"] + ["mask"] * 3
   else:
     before = module.STAGES[:-1]
   assert [RECIPES[name].get_config(f"stage={s}").train.init_from for s in module.STAGES] == [
@@ -212,7 +212,8 @@ def test_restoration_recipes_compare_their_finishes_on_the_same_data_and_steps(n
   module = recipes.load(os.path.join(ROOT, "configs", f"{name}.py"))
   stages = ("base", "hard", "mask", "gan", "mrsd", "plain") if hard else ("base", "mask", "gan", "mrsd", "plain")
   assert module.STAGES == stages and module.FINISH[-1][0] == "export"
-  configs = {s: module.get_config(f"stage={s}") for s in module.STAGES}
+  assert recipes.variants(module) == stages + ("fill",)  # the spectral fill: run when named, not exported
+  configs = {s: module.get_config(f"stage={s}") for s in recipes.variants(module)}
   for stage, c in configs.items():
     state_lib.check_config(c)
     assert state_lib.config_warnings(c) == [], stage
@@ -222,6 +223,7 @@ def test_restoration_recipes_compare_their_finishes_on_the_same_data_and_steps(n
     masked = stage not in ("base", "hard")  # the mask from the mask stage on
     assert c.data.target_phase == masked, stage  # the targets carry the IIR phase from the mask stage on
     with_mask = dict(configs["base"].model.to_dict(), mask_channels=256)
+    with_mask["fill_channels"] = 128 if stage == "fill" else 0  # the fill in its variant only
     assert c.model.to_dict() == (with_mask if masked else configs["base"].model.to_dict()), stage
     assert c.optim.mask_lr_scale == (5.0 if masked else 1.0)
     names = {step.name for step in degrade.parse_chain(c.data.chain)}
@@ -250,3 +252,9 @@ def test_restoration_recipes_compare_their_finishes_on_the_same_data_and_steps(n
   assert configs["mrsd"].disc.kind == "mrsd" and configs["mrsd"].loss.lambda_adv > 0
   assert configs["mrsd"].loss.lambda_fm > 0
   assert configs["plain"].loss.lambda_adv == 0 and configs["plain"].loss.lambda_fm == 0
+  # fill: plain's losses and schedule from plain, the fill added (its own steps)
+  fill, plain = configs["fill"], configs["plain"]
+  assert fill.train.init_from == f"runs/{name}/plain" and fill.model.fill_channels == 128
+  assert module.get_config().model.fill_channels == 0  # the default stage: plain
+  assert fill.optim.to_dict() == plain.optim.to_dict() and fill.seed == plain.seed
+  assert dict(fill.loss.to_dict(), lambda_stft=0) == dict(plain.loss.to_dict(), lambda_stft=0)  # its own STFT weight
