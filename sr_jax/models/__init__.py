@@ -13,8 +13,8 @@ from sr_jax.models.layers import as_dtype, check_conv_impl, check_window, level_
 
 __all__ = [
     "AutoEncoder", "ConditionalDiscriminator", "Discriminator", "Generator", "PatchDiscriminator",
-    "SpectralFill", "SpectralMask", "SpectrogramDiscriminator", "build_autoencoder", "build_discriminator", "build_generator",
-    "check_mask_settings", "check_window", "level_channels", "level_kernel", "subpixel",
+    "SpectralFill", "SpectralMask", "SpectrogramDiscriminator", "build_autoencoder", "build_discriminator",
+    "build_generator", "check_mask_settings", "check_window", "level_channels", "level_kernel", "subpixel",
 ]
 
 
@@ -50,10 +50,9 @@ def mask_settings(config) -> None:
     raise UserError(f"model.fill_channels must be >= 0 (0: no spectral fill), got {m.fill_channels}")
   if m.fill_channels > 0:
     try:
-      check_mask_settings(m.mask_fft, m.mask_hop, m.fill_channels, m.fill_layers, config.data.window)
+      check_mask_settings(m.mask_fft, m.mask_hop, m.fill_channels, m.fill_layers, config.data.window, part="fill")
     except UserError as e:
-      raise UserError(f"the spectral fill (model.fill_channels > 0): {e}".replace("mask_channels", "fill_channels")
-                      .replace("mask_layers", "fill_layers")) from None
+      raise UserError(f"the spectral fill (model.fill_channels > 0): {e}") from None
 
 
 def build_generator(config) -> Generator:

@@ -50,7 +50,7 @@ class SpectralFill(nn.Module):
 
   @nn.compact
   def magnitudes(self, y):
-    """(N, W) -> the fill's magnitudes (N, frames, bins) and the STFT's shape's frames."""
+    """(N, W) -> the fill's magnitudes (N, frames, bins), float32."""
     power = spectral.power(spectral.stft(jax.lax.stop_gradient(y), self.n_fft, self.hop))
     ref = jnp.log(jnp.mean(power, axis=(-2, -1), keepdims=True) + LOG_POWER_FLOOR)
     features = jnp.log(power + LOG_POWER_FLOOR) - ref

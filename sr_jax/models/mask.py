@@ -37,15 +37,16 @@ PHASE_MAX_GAIN = 2.0  # phase=True: the magnitude is PHASE_MAX_GAIN * sigmoid(ou
 TURN_FLOOR = 1e-12  # inside the turn's norm: (1 + a, b) = 0 maps to 0 instead of NaN
 
 
-def check_mask_settings(n_fft: int, hop: int, channels: int, layers: int, window: int) -> None:
-  """UserError unless a mask front-end with these settings (model.mask_*) runs on windows of `window` samples."""
+def check_mask_settings(n_fft: int, hop: int, channels: int, layers: int, window: int, part: str = "mask") -> None:
+  """UserError unless a mask front-end (or, with part="fill", a spectral fill) with these settings (model.mask_fft,
+  mask_hop, PART_channels, PART_layers) runs on windows of `window` samples."""
   if hop < 1 or n_fft % hop or n_fft < 2 * hop:
     raise UserError(f"model.mask_fft must be a multiple of model.mask_hop, at least twice it, got {n_fft} and {hop}")
   if window % hop or window < n_fft:
     raise UserError(f"data.window ({window}) must be a multiple of model.mask_hop ({hop}) and at least "
                     f"model.mask_fft ({n_fft})")
   if channels < 1 or layers < 0:
-    raise UserError(f"model.mask_channels must be > 0 and model.mask_layers >= 0, got {channels} and {layers}")
+    raise UserError(f"model.{part}_channels must be > 0 and model.{part}_layers >= 0, got {channels} and {layers}")
 
 
 def dilation(block: int) -> int:
