@@ -99,14 +99,14 @@ def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float,
   c.model.up_activation = up_activation
   c.loss.snr_max_db = snr_max_db
   c.train.eval_chains = eval_chains
-  _restoration(c, stage, workdir, base_steps, hard_steps, mask_steps, finish_steps, fill_steps, variants, target_phase)
-  if stage == FILL_STAGE:
-    c.loss.lambda_stft = fill_stft
+  _restoration(c, stage, workdir, base_steps, hard_steps, mask_steps, finish_steps, fill_steps, fill_stft, variants,
+               target_phase)
   return config_lib.apply_overrides(c, rest)
 
 
 def _restoration(c, stage: str, workdir: str, base_steps: int, hard_steps: int, mask_steps: int | None,
-                 finish_steps: int, fill_steps: int, stages: tuple[str, ...], target_phase: bool) -> None:
+                 finish_steps: int, fill_steps: int, fill_stft: float, stages: tuple[str, ...],
+                 target_phase: bool) -> None:
   """The generator, schedule and stage settings the restoration recipes share; `stage` is one of `stages` (base,
   hard, mask, a finish, fill); each starts from the stage before it, a finish from the last one before the
   finishes."""
@@ -181,6 +181,7 @@ def _restoration(c, stage: str, workdir: str, base_steps: int, hard_steps: int, 
   elif stage == FILL_STAGE:  # plain's losses; the fill learns the level at which they balance, 40 dB under at first
     c.model.fill_channels = 128
     c.train.num_steps = fill_steps
+    c.loss.lambda_stft = fill_stft
 
 
 # ----- a recipe file's variants ----------------------------------------------------------------------------------

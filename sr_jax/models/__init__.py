@@ -7,12 +7,12 @@ from sr_jax.models.autoencoder import AutoEncoder
 from sr_jax.models.discriminators import (ConditionalDiscriminator, Discriminator, PatchDiscriminator,
                                           SpectrogramDiscriminator, check_spectrogram_settings)
 from sr_jax.models.fill import SpectralFill
-from sr_jax.models.generator import Generator
+from sr_jax.models.generator import SPECTRAL_PARTS, Generator
 from sr_jax.models.mask import SpectralMask, check_mask_settings
 from sr_jax.models.layers import as_dtype, check_conv_impl, check_window, level_channels, level_kernel, subpixel
 
 __all__ = [
-    "AutoEncoder", "ConditionalDiscriminator", "Discriminator", "Generator", "PatchDiscriminator",
+    "AutoEncoder", "ConditionalDiscriminator", "Discriminator", "Generator", "PatchDiscriminator", "SPECTRAL_PARTS",
     "SpectralFill", "SpectralMask", "SpectrogramDiscriminator", "build_autoencoder", "build_discriminator",
     "build_generator", "check_mask_settings", "check_window", "level_channels", "level_kernel", "subpixel",
 ]

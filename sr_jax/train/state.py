@@ -11,9 +11,8 @@ from flax import struct
 
 from sr_jax import losses
 from sr_jax.errors import UserError
-from sr_jax.models.generator import SPECTRAL_PARTS
-from sr_jax.models import (build_autoencoder, build_discriminator, build_generator, check_spectrogram_settings,
-                           check_window, mask_settings, up_activation)
+from sr_jax.models import (SPECTRAL_PARTS, build_autoencoder, build_discriminator, build_generator,
+                           check_spectrogram_settings, check_window, mask_settings, up_activation)
 
 
 class Models(NamedTuple):
@@ -156,7 +155,7 @@ def learning_rate(config, lr: float):
   raise UserError(f"optim.schedule must be 'constant' or 'warmup_cosine', got {o.schedule!r}")
 
 
-def _mask_front_end(params) -> dict:
+def _spectral_parts(params) -> dict:
   """The optax.masked mask of the generator's spectral parts: True on the mask front-end's and the fill's subtrees
   ("mask", "fill"), False elsewhere."""
   return {name: name in SPECTRAL_PARTS for name in params}
@@ -177,7 +176,7 @@ def make_optimizer(config, lr: float, plateau: bool = False,
   else:
     raise UserError(f"optim.optimizer must be 'adam', 'adamw' or 'sgd', got {o.optimizer!r}")
   if mask_lr_scale != 1.0:
-    parts.append(optax.masked(optax.scale(mask_lr_scale), _mask_front_end))
+    parts.append(optax.masked(optax.scale(mask_lr_scale), _spectral_parts))
   if plateau:
     parts.append(optax.contrib.reduce_on_plateau(factor=o.plateau_factor, patience=o.plateau_patience))
   return optax.chain(*parts)
