@@ -68,6 +68,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # LSD punishes an empty band most and no network predicts that band in phase. 0: none.
   m.fill_channels = 0
   m.fill_layers = 4  # its residual blocks over frames
+  # The fill's level outside training (enhance, evaluate, validation) re the level training gives it, in dB: the
+  # losses (SNR + STFT) set a level whose noise costs PESQ-wb on voices more than the band it fills gains (the model
+  # cards measure both). Training always runs it at 0.
+  m.fill_gain_db = 0.0
 
   c.disc = d = ml_collections.ConfigDict()
   # global: one logit per window | patch: PatchGAN, one logit per patch | mrsd: multi-resolution spectrogram D

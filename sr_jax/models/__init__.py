@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from sr_jax.errors import UserError
 from sr_jax.models.autoencoder import AutoEncoder
 from sr_jax.models.discriminators import (ConditionalDiscriminator, Discriminator, PatchDiscriminator,
@@ -53,6 +55,8 @@ def mask_settings(config) -> None:
       check_mask_settings(m.mask_fft, m.mask_hop, m.fill_channels, m.fill_layers, config.data.window, part="fill")
     except UserError as e:
       raise UserError(f"the spectral fill (model.fill_channels > 0): {e}") from None
+  if not math.isfinite(m.fill_gain_db):
+    raise UserError(f"model.fill_gain_db must be a finite number of dB, got {m.fill_gain_db}")
 
 
 def build_generator(config) -> Generator:
@@ -61,7 +65,8 @@ def build_generator(config) -> Generator:
   return Generator(depth=m.depth, width=m.width, dropout=m.dropout, dtype=as_dtype(m.dtype),
                    zero_init_final=m.zero_init_final, conv_impl=conv_impl(config), up_activation=up_activation(config),
                    mask_channels=m.mask_channels, mask_fft=m.mask_fft, mask_hop=m.mask_hop, mask_layers=m.mask_layers,
-                   mask_phase=bool(m.mask_phase), fill_channels=m.fill_channels, fill_layers=m.fill_layers)
+                   mask_phase=bool(m.mask_phase), fill_channels=m.fill_channels, fill_layers=m.fill_layers,
+                   fill_gain_db=float(m.fill_gain_db))
 
 
 def build_discriminator(config):

@@ -8,7 +8,8 @@ output, where the output lacks a band the target has.
   trunk                 as the mask's (sr_jax.models.mask.frame_trunk): in, residual conv blocks over frames
   out                   dense channels -> bins: a log-magnitude l per bin (kernel 0, bias FILL_BIAS: every bin
                         starts 40 dB under the mean bin power), at most FILL_MAX_LOG
-  y + istft(exp(ref / 2 + l) e^{i phi})   phi: fixed random phases (one draw, the same for every window)
+  y + g istft(exp(ref / 2 + l) e^{i phi})   phi: fixed random phases (one draw, the same for every window);
+                        g = 10^(model.fill_gain_db / 20) outside training, 1 in training
 
 Why: a band-limited input's missing band cannot be predicted in phase (the U-Net's fill there is 30-45 dB under the
 truth and unrelated to it, bench/RESULTS.md), and a waveform loss keeps any unpredictable part at zero, while the
@@ -59,8 +60,9 @@ class SpectralFill(nn.Module):
                       bias_init=nn.initializers.constant(FILL_BIAS), name="out")(h).astype(jnp.float32)
     return jnp.exp(0.5 * ref + jnp.minimum(logits, FILL_MAX_LOG))
 
-  def __call__(self, y):
-    magnitude = self.magnitudes(y)
+  def __call__(self, y, gain_db: float = 0.0):
+    """`gain_db`: the fill's level re its learned one (model.fill_gain_db outside training)."""
+    magnitude = self.magnitudes(y) * (10.0 ** (gain_db / 20.0))
     phases = jnp.asarray(fill_phases(*magnitude.shape[-2:]))
     fill = jax.lax.complex(magnitude * jnp.cos(phases), magnitude * jnp.sin(phases))
     return y + spectral.istft(fill, y.shape[-1], self.n_fft, self.hop)

@@ -55,6 +55,7 @@ class Generator(nn.Module):
   mask_phase: bool = False  # the mask's gain complex (a phase turn per bin), see sr_jax.models.mask
   fill_channels: int = 0  # > 0: the spectral fill (sr_jax.models.fill) after the output, on the mask's STFT
   fill_layers: int = 4
+  fill_gain_db: float = 0.0  # the fill's level with train=False re its trained level (model.fill_gain_db)
 
   def setup(self):
     b_ = self.depth
@@ -103,7 +104,7 @@ class Generator(nn.Module):
       return h
     y = skips[0] + subpixel(self.final(h)).astype(jnp.float32)
     if self.fill_channels > 0:
-      y = self.fill(y[..., 0])[..., None]
+      y = self.fill(y[..., 0], 0.0 if train else self.fill_gain_db)[..., None]
     return y
 
   def __call__(self, x, train: bool = False):

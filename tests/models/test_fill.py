@@ -107,12 +107,33 @@ def test_generator_with_a_fill_adds_it_to_the_unet_output_and_decode_keeps_it():
   np.testing.assert_allclose(np.asarray(decoded)[..., 0], np.asarray(want), atol=1e-6)  # collaborative sampling's path
 
 
+def test_fill_gain_db_scales_the_fill_outside_training_only():
+  """model.fill_gain_db -12: with train=False the output is the U-Net's (the same generator without a fill) plus
+  10^(-12/20) = 0.2512 times the fill; with train=True (dropout 0: the same U-Net) the whole fill."""
+  kwargs = dict(depth=2, width=0.125, dropout=0.0, mask_fft=32, mask_hop=8)
+  x = jnp.asarray(np.random.default_rng(7).standard_normal((2, 256, 1)), jnp.float32)
+  full_gen = Generator(**kwargs, fill_channels=8, fill_layers=2)
+  v = numpy_reference.perturbed(jit_init(full_gen, x), seed=7, scale=1.0)
+  v["params"]["fill"]["out"]["bias"] = jnp.full_like(v["params"]["fill"]["out"]["bias"], -1.0)
+  unet = np.asarray(jit_apply(Generator(**kwargs))({"params": {k: p for k, p in v["params"].items() if k != "fill"}},
+                                                   x), np.float64)
+  fill = np.asarray(jit_apply(full_gen)(v, x), np.float64) - unet
+  assert np.sqrt(np.mean(fill ** 2)) > 0.05
+  lowered = Generator(**kwargs, fill_channels=8, fill_layers=2, fill_gain_db=-12.0)
+  np.testing.assert_allclose(np.asarray(jit_apply(lowered)(v, x)), unet + 0.2511886 * fill, atol=1e-6)
+  trained = jax.jit(lambda v, x: lowered.apply(v, x, train=True, rngs={"dropout": jax.random.key(0)}))(v, x)
+  np.testing.assert_allclose(np.asarray(trained), unet + fill, atol=1e-6)
+
+
 def test_fill_settings_mistakes_are_one_clear_error():
   for key, value, match in (("model.fill_channels", -1, "fill_channels must be >= 0"),
                             ("model.fill_layers", -1, "fill_layers >= 0")):
     with pytest.raises(UserError, match=match):
       state_lib.check_config(tiny_config(**{"model.fill_channels": 8, "model.mask_fft": 32, "model.mask_hop": 16,
                                             key: value}))
+  with pytest.raises(UserError, match="model.fill_gain_db must be a finite number of dB, got nan"):
+    build_generator(tiny_config(**{"model.fill_channels": 8, "model.mask_fft": 32, "model.mask_hop": 16,
+                                   "model.fill_gain_db": float("nan")}))
   config = tiny_config(**{"model.fill_channels": 8, "model.mask_fft": 40, "model.mask_hop": 16})
   with pytest.raises(UserError, match="spectral fill.*model.mask_fft must be a multiple of model.mask_hop"):
     build_generator(config)
