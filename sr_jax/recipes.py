@@ -55,20 +55,23 @@ def piano_corpus(data) -> None:
 # "base" on a milder chain, optionally "hard" from it on the full-strength chain (a curriculum), optionally "mask": the
 # spectral mask front-end (sr_jax/models/mask.py) added to that U-Net and both trained on the full-strength chain;
 # then a non-adversarial finish and two adversarial ones from the stage before, trained on the same data for the same
-# steps (the model card compares them); the last one, plain, is exported. A variant run only when named, "fill", adds
-# the spectral fill (sr_jax/models/fill.py) after plain (the cards say what it costs). The recipes differ in their
-# data, chains and the few settings restoration_config takes.
+# steps (the model card compares them); "fill" from the last one, plain, adds the spectral fill
+# (sr_jax/models/fill.py) after the U-Net: a stage where a recipe asks for it (exported), else a variant run only when
+# named. The last stage is exported. The recipes differ in their data, chains and the few settings
+# restoration_config takes.
 RESTORATION_FINISHES = ("gan", "mrsd", "plain")  # from the stage before the finishes
-FILL_STAGE = "fill"  # from plain: a recipe's VARIANTS add it to its STAGES
+FILL_STAGE = "fill"  # from plain: a stage (restoration_config's fill=True) or a variant
 
 
-def restoration_stages(hard: bool, mask: bool) -> tuple[str, ...]:
-  """A restoration recipe's stages in order: base, hard (with a hard chain), mask (with the mask stage), finishes."""
-  return ("base",) + (("hard",) if hard else ()) + (("mask",) if mask else ()) + RESTORATION_FINISHES
+def restoration_stages(hard: bool, mask: bool, fill: bool = False) -> tuple[str, ...]:
+  """A restoration recipe's stages in order: base, hard (with a hard chain), mask (with the mask stage), finishes,
+  fill (with the fill stage)."""
+  return (("base",) + (("hard",) if hard else ()) + (("mask",) if mask else ()) + RESTORATION_FINISHES
+          + ((FILL_STAGE,) if fill else ()))
 
 
-RESTORATION_STAGES = restoration_stages(hard=True, mask=True)  # music_16k
-RESTORATION_STAGES_NO_HARD = restoration_stages(hard=False, mask=True)  # speech_16k
+RESTORATION_STAGES = restoration_stages(hard=True, mask=True, fill=True)  # music_16k
+RESTORATION_STAGES_NO_HARD = restoration_stages(hard=False, mask=True)  # speech_16k (fill: a variant)
 RESTORATION_FINISH = (("export", {"parts": ("gen",), "dtype": "float32"}),)
 # What every restoration stage's validation also scores (train.eval_chains), each degradation alone as the model
 # cards' targets name them: the training chain mixes them, and its one number can rise while one of them gets worse.
@@ -81,17 +84,20 @@ def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float,
                        mask_steps: int | None = None, finish_steps: int = 1000, fill_steps: int = 1500,
                        up_activation: str = "relu",
                        snr_max_db: float = 30.0, target_phase: bool = False,
-                       eval_chains: str = RESTORATION_EVAL_CHAINS, fill_stft: float = 0.3):
+                       eval_chains: str = RESTORATION_EVAL_CHAINS, fill_stft: float = 0.3, fill: bool = False,
+                       fill_gain_db: float = 0.0, seed: int = 0):
   """A restoration recipe's `get_config(arg)`: stage "base", "hard" (only with a `hard_chain`), "mask" (only with
-  `mask_steps`), one of RESTORATION_FINISHES (default: the last) or the variant "fill" on the packaged corpus of
-  `kind` (`minutes` of it),
-  degraded by `chain` in base and by `hard_chain` (if any) after; `up_activation` and `snr_max_db` are
-  model.up_activation and loss.snr_max_db; `target_phase` is data.target_phase wherever the mask front-end is;
-  `eval_chains` is train.eval_chains in every stage; `fill_stft` is the fill stage's loss.lambda_stft."""
-  stages = restoration_stages(hard=bool(hard_chain), mask=bool(mask_steps))
-  variants = stages + (FILL_STAGE,)
+  `mask_steps`), one of RESTORATION_FINISHES or "fill" (a stage with `fill`, else a variant) on the packaged corpus of
+  `kind` (`minutes` of it); the default is the last stage. Degraded by `chain` in base and by `hard_chain` (if any)
+  after; `up_activation` and `snr_max_db` are model.up_activation and loss.snr_max_db; `target_phase` is
+  data.target_phase wherever the mask front-end is; `eval_chains` is train.eval_chains in every stage; `fill_stft`
+  and `fill_gain_db` are the fill stage's loss.lambda_stft and model.fill_gain_db; `seed` is seed and
+  data.shuffle_seed."""
+  stages = restoration_stages(hard=bool(hard_chain), mask=bool(mask_steps), fill=fill)
+  variants = stages if fill else stages + (FILL_STAGE,)
   stage, rest = split_stage(arg, variants, default=stages[-1])
   c = config_lib.get_config()
+  c.seed = c.data.shuffle_seed = seed
   c.data.source = "packaged"
   c.data.packaged_kind = kind
   c.data.packaged_minutes = minutes
@@ -99,14 +105,14 @@ def restoration_config(arg: str | None, workdir: str, kind: str, minutes: float,
   c.model.up_activation = up_activation
   c.loss.snr_max_db = snr_max_db
   c.train.eval_chains = eval_chains
-  _restoration(c, stage, workdir, base_steps, hard_steps, mask_steps, finish_steps, fill_steps, fill_stft, variants,
-               target_phase)
+  _restoration(c, stage, workdir, base_steps, hard_steps, mask_steps, finish_steps, fill_steps, fill_stft,
+               fill_gain_db, variants, target_phase)
   return config_lib.apply_overrides(c, rest)
 
 
 def _restoration(c, stage: str, workdir: str, base_steps: int, hard_steps: int, mask_steps: int | None,
-                 finish_steps: int, fill_steps: int, fill_stft: float, stages: tuple[str, ...],
-                 target_phase: bool) -> None:
+                 finish_steps: int, fill_steps: int, fill_stft: float, fill_gain_db: float,
+                 stages: tuple[str, ...], target_phase: bool) -> None:
   """The generator, schedule and stage settings the restoration recipes share; `stage` is one of `stages` (base,
   hard, mask, a finish, fill); each starts from the stage before it, a finish from the last one before the
   finishes."""
@@ -182,6 +188,7 @@ def _restoration(c, stage: str, workdir: str, base_steps: int, hard_steps: int, 
     c.model.fill_channels = 128
     c.train.num_steps = fill_steps
     c.loss.lambda_stft = fill_stft
+    c.model.fill_gain_db = fill_gain_db  # enhancement's fill level re the trained one
 
 
 # ----- a recipe file's variants ----------------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def test_recipe_declarations(name):
   # the piano recipes' stages each start from the one before; the restoration recipes' three finishes all from the
   # mask stage, which starts from the stage before it (hard, or base where there is no hard stage)
   if module.STAGES == recipes.RESTORATION_STAGES:
-    before = ["base", "hard"] + ["mask"] * 3
+    before = ["base", "hard"] + ["mask"] * 3 + ["plain"]
   elif module.STAGES == recipes.RESTORATION_STAGES_NO_HARD:
     before = ["base"] + ["mask"] * 3
   else:
@@ -205,14 +205,18 @@ def test_restoration_recipes_compare_their_finishes_on_the_same_data_and_steps(n
   """music_16k, speech_16k: a base stage on a milder chain, (music) a hard stage from it on the full-strength chain,
   a mask stage from the last of these adding the spectral mask front-end, then three finishes from it (the
   original's discriminator, a spectrogram discriminator with feature matching, none) on the same data, chain and
-  steps; the non-adversarial one is exported. From the mask stage on the targets carry the IIR filters' phase."""
+  steps; a fill stage from the non-adversarial one (music: a stage, exported; speech: a variant, plain exported).
+  From the mask stage on the targets carry the IIR filters' phase."""
   from sr_jax.data import degrade  # noqa: PLC0415
   from sr_jax.train import state as state_lib  # noqa: PLC0415
 
   module = recipes.load(os.path.join(ROOT, "configs", f"{name}.py"))
+  shipped_fill = name == "music_16k"
   stages = ("base", "hard", "mask", "gan", "mrsd", "plain") if hard else ("base", "mask", "gan", "mrsd", "plain")
+  stages += ("fill",) if shipped_fill else ()
   assert module.STAGES == stages and module.FINISH[-1][0] == "export"
-  assert recipes.variants(module) == stages + ("fill",)  # the spectral fill: run when named, not exported
+  # the spectral fill: music's last stage (exported); speech's a variant, run when named
+  assert recipes.variants(module) == (stages if shipped_fill else stages + ("fill",))
   configs = {s: module.get_config(f"stage={s}") for s in recipes.variants(module)}
   for stage, c in configs.items():
     state_lib.check_config(c)
@@ -223,7 +227,8 @@ def test_restoration_recipes_compare_their_finishes_on_the_same_data_and_steps(n
     masked = stage not in ("base", "hard")  # the mask from the mask stage on
     assert c.data.target_phase == masked, stage  # the targets carry the IIR phase from the mask stage on
     with_mask = dict(configs["base"].model.to_dict(), mask_channels=256)
-    with_mask["fill_channels"] = 128 if stage == "fill" else 0  # the fill in its variant only
+    with_mask["fill_channels"] = 128 if stage == "fill" else 0  # the fill in its stage only
+    with_mask["fill_gain_db"] = getattr(module, "FILL_GAIN_DB", 0.0) if stage == "fill" else 0.0
     assert c.model.to_dict() == (with_mask if masked else configs["base"].model.to_dict()), stage
     assert c.optim.mask_lr_scale == (5.0 if masked else 1.0)
     names = {step.name for step in degrade.parse_chain(c.data.chain)}
@@ -255,6 +260,7 @@ def test_restoration_recipes_compare_their_finishes_on_the_same_data_and_steps(n
   # fill: plain's losses and schedule from plain, the fill added (its own steps)
   fill, plain = configs["fill"], configs["plain"]
   assert fill.train.init_from == f"runs/{name}/plain" and fill.model.fill_channels == 128
-  assert module.get_config().model.fill_channels == 0  # the default stage: plain
+  assert module.get_config().model.fill_channels == (128 if shipped_fill else 0)  # the default: the last stage
+  assert (fill.model.fill_gain_db < 0) == shipped_fill  # music plays it under its trained level
   assert fill.optim.to_dict() == plain.optim.to_dict() and fill.seed == plain.seed
   assert dict(fill.loss.to_dict(), lambda_stft=0) == dict(plain.loss.to_dict(), lambda_stft=0)  # its own STFT weight
