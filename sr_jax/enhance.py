@@ -54,6 +54,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import tempfile
 import time
@@ -125,11 +126,27 @@ def output_subtype(input_subtype: str | None, fmt: str) -> str:
   return "PCM_24" if fmt == "FLAC" else sf.default_subtype(fmt)
 
 
+def _fill_gain(config, gain_db: float | None, checkpoint: str) -> float | None:
+  """The spectral fill level (dB) the model at `checkpoint` runs with: `gain_db` if given (set into
+  config.model.fill_gain_db), else its config's; None for a model without a fill. UserError for a level given to a
+  model without a fill, or a level that is not a finite number."""
+  has_fill = int(config.model.fill_channels) > 0
+  if gain_db is not None:
+    if not has_fill:
+      raise UserError(f"--fill_gain_db sets the spectral fill's level, and the model at {checkpoint} has no fill "
+                      "(model.fill_channels 0)")
+    if isinstance(gain_db, bool) or not math.isfinite(gain_db):
+      raise UserError(f"--fill_gain_db must be a finite number of dB, got {gain_db}")
+    config.model.fill_gain_db = float(gain_db)
+  return float(config.model.fill_gain_db) if has_fill else None
+
+
 class Enhancer:
   """A trained generator (optionally with collaborative sampling) ready to enhance arrays and files."""
 
   def __init__(self, path: str, step: int | None = None, batch_size: int = DEFAULT_BATCH, collab: bool = False,
-               collab_overrides: dict | None = None, stride: int | None = None, window: int | None = None):
+               collab_overrides: dict | None = None, stride: int | None = None, window: int | None = None,
+               fill_gain_db: float | None = None):
     """path: a workdir (its latest checkpoint, or `step`), a checkpoints/ folder or a step folder (state/ +
     config/). collab_overrides: eta / max_steps / layer / step_size replacing config.collab's (None = keep).
     stride: hop between windows in samples at the model's rate (default: the checkpoint's config.data.eval_stride);
@@ -140,7 +157,9 @@ class Enhancer:
     window, config.data.window). The generator is fully convolutional, so a longer one (a multiple of
     2**(depth+1)) gives every sample more context; its default stride keeps the config's overlap fraction
     (eval_stride * window / data.window). With collab always the training window: the discriminator is built for
-    it (another window given is refused; the config's enhance_window is not used)."""
+    it (another window given is refused; the config's enhance_window is not used).
+    fill_gain_db: the spectral fill's level re its trained one, in dB, replacing the config's model.fill_gain_db
+    (a model with a fill only; `self.fill_gain_db` is the level in use, None for a model without one)."""
     import jax  # noqa: PLC0415  (jax only once a model is loaded: the input checks stay light and fast)
 
     from sr_jax.models import build_discriminator, build_generator  # noqa: PLC0415
@@ -177,6 +196,7 @@ class Enhancer:
     self.rate = audio_lib.check_rate(int(data.rate), "config.data.rate of the checkpoint")
     self.window, self.stride = geometry(self.config, window, stride, collab)
     self.trained_band = bandwidth.trained_band(self.config)  # the input band (Hz) the model learnt to extend
+    self.fill_gain_db = _fill_gain(self.config, fill_gain_db, self.checkpoint)
     self.gen = build_generator(self.config)
     params = _checked(nets["gen"]["params"], self.gen, self.window, self.checkpoint, "generator")
     if collab:

@@ -437,6 +437,30 @@ def test_checkpoint_errors(workdir, tmp_path):
     enhance.Enhancer(workdir, collab=True)
 
 
+def test_fill_gain_db_scales_the_fill_and_is_checked(workdir, tmp_path):
+  """A model with a spectral fill runs at its config's model.fill_gain_db, or at the level given: the output is the
+  U-Net's plus 10^(g/20) times the fill (the fill at -120 dB stands for none: 1e-6 of it), so the fill at -6 dB is
+  0.5012 of the fill at 0 dB, sample for sample. A level for a model without a fill, or not finite: one UserError."""
+  step_dir = init_checkpoint(str(tmp_path / "run"), **{"model.fill_channels": 4, "model.mask_fft": 64,
+                                                       "model.mask_hop": 16})
+  x = (0.1 * np.random.default_rng(6).standard_normal(3000)).astype(np.float32)
+  default = enhance.Enhancer(step_dir, batch_size=4)
+  assert default.fill_gain_db == 0.0 and default.config.model.fill_gain_db == 0.0
+  out = {g: enhance.Enhancer(step_dir, batch_size=4, fill_gain_db=g) for g in (0.0, -6.0, -120.0)}
+  assert out[-6.0].fill_gain_db == -6.0 and out[-6.0].config.model.fill_gain_db == -6.0
+  y = {g: e.enhance_array(x, 16000)[0].astype(np.float64) for g, e in out.items()}
+  np.testing.assert_array_equal(y[0.0], default.enhance_array(x, 16000)[0])
+  fill = y[0.0] - y[-120.0]
+  assert np.sqrt(np.mean(fill ** 2)) > 1e-4 * np.sqrt(np.mean(y[0.0] ** 2))  # a fresh fill: 40 dB under, not zero
+  # float32 outputs near 0.1: rounding of ~1e-8 against a fill of ~1e-4
+  np.testing.assert_allclose(y[-6.0] - y[-120.0], 10 ** (-6 / 20) * fill, atol=1e-3 * np.abs(fill).max())
+  with pytest.raises(UserError, match="--fill_gain_db sets the spectral fill's level, and the model at .* has no fill"):
+    enhance.Enhancer(workdir, fill_gain_db=-6.0)
+  assert enhance.Enhancer(workdir).fill_gain_db is None
+  with pytest.raises(UserError, match="--fill_gain_db must be a finite number of dB, got inf"):
+    enhance.Enhancer(step_dir, fill_gain_db=float("inf"))
+
+
 def test_collaborative_sampling(tmp_path):
   step_dir = init_checkpoint(str(tmp_path / "gan"), gan=True, **{"model.depth": 2, "data.window": 256,
                                                                   "data.eval_stride": 128})

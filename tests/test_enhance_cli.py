@@ -1,5 +1,6 @@
 """launch/enhance.py end to end (subprocesses): user errors in one line, --overwrite, folders, flat memory."""
 
+import json
 import os
 import subprocess
 import sys
@@ -191,6 +192,37 @@ def test_output_rate_and_bandwidth_warnings(workdir, tmp_path):
   info = sf.info(str(tmp_path / "model.wav"))
   assert (info.samplerate, info.frames) == (16000, 32000)
   assert "48000 -> 16000 Hz, FLOAT" in model.stdout, model.stdout
+
+
+def test_fill_gain_db_in_enhance_and_evaluate(workdir, tmp_path):
+  """--fill_gain_db: enhance names the level in its first line and writes the fill at that level (the -6 dB output
+  between the 0 dB one and the U-Net's alone); evaluate records it in metrics.json; for a model without a fill, or
+  not a finite number, one error line and nothing written."""
+  step_dir = init_checkpoint(str(tmp_path / "run"), **{"model.fill_channels": 4, "model.mask_fft": 64,
+                                                       "model.mask_hop": 16})
+  src = tmp_path / "in.wav"
+  write(src, tone(1.0, 4000)[:, 0], 4000, subtype="FLOAT")
+  outs = {}
+  for gain in ("0", "-6", "-120"):
+    outs[gain] = tmp_path / f"out{gain}.wav"
+    done = run(f"--checkpoint={step_dir}", str(src), str(outs[gain]), f"--fill_gain_db={gain}")
+    assert done.returncode == 0, done.stderr
+    assert f"stride 256, spectral fill at {float(gain):+g} dB" in done.stdout, done.stdout
+  y = {g: sf.read(str(path))[0] for g, path in outs.items()}  # 16-bit PCM: steps of 3e-5
+  fill = y["0"] - y["-120"]
+  assert np.sqrt(np.mean(fill ** 2)) > 1e-3
+  np.testing.assert_allclose(y["-6"] - y["-120"], 10 ** (-6 / 20) * fill, atol=1e-4)
+  evaluate = [sys.executable, os.path.join(ROOT, "launch", "evaluate.py"), f"--checkpoint={step_dir}",
+              f"--data={tmp_path}", "--max_files=1", "--max_seconds=0.5", "--max_assets=0"]
+  done = subprocess.run(evaluate + [f"--report={tmp_path / 'report'}", "--fill_gain_db=-6"], cwd=ROOT,
+                        capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr
+  assert json.loads((tmp_path / "report" / "metrics.json").read_text())["fill_gain_db"] == -6.0
+  for args, words in (([f"--checkpoint={step_dir}", "--fill_gain_db=nan"], "--fill_gain_db must be a finite number"),
+                      ([f"--workdir={workdir}", "--fill_gain_db=-6"], "has no fill (model.fill_channels 0)")):
+    done = run(*args, str(src), str(tmp_path / "never.wav"))
+    assert done.returncode != 0 and done.stderr.startswith("error: ") and words in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "never.wav").exists()
 
 
 def _write_long(path, minutes: float, rate: int = 16000):

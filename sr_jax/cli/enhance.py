@@ -136,11 +136,12 @@ def main(argv: list[str]) -> None:
   overrides = {k: FLAGS[k].value for k in COLLAB_KNOBS}
   enhancer = enhance.Enhancer(model_flags.folder(), FLAGS.step, batch_size=FLAGS.batch_size,
                               collab=FLAGS.collab, collab_overrides=overrides, stride=FLAGS.stride,
-                              window=FLAGS.window)
+                              window=FLAGS.window, fill_gain_db=FLAGS.fill_gain_db)
+  fill = "" if enhancer.fill_gain_db is None else f", spectral fill at {enhancer.fill_gain_db:+g} dB"
   collab = f", collaborative sampling ({'shaped' if enhancer.shaped else 'trained'} discriminator)"
   chosen = " (the default; --model=NAME for another)" if default else ""
   print(f"model {enhancer.checkpoint}{chosen}: {enhancer.rate} Hz, window {enhancer.window}, stride "
-        f"{enhancer.stride}{collab if FLAGS.collab else ''}", flush=True)
+        f"{enhancer.stride}{fill}{collab if FLAGS.collab else ''}", flush=True)
   for src, dst in jobs:
     note = enhancer.file_bandwidth_warning(src)
     if note:

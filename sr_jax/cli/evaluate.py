@@ -94,7 +94,8 @@ def check_flags() -> dict[str, str] | None:
   return None
 
 
-def build_systems(path: str, step: int | None, collab: bool, stride: int | None = None, window: int | None = None):
+def build_systems(path: str, step: int | None, collab: bool, stride: int | None = None, window: int | None = None,
+                  fill_gain_db: float | None = None):
   """(config, checkpoint step folder, {system: enhance function}, the Enhancer of "model") of the model at `path`."""
   from sr_jax import enhance  # noqa: PLC0415  (jax and the networks: only once the flags are fine)
   from sr_jax.train.checkpoint import find_step_dir  # noqa: PLC0415
@@ -103,9 +104,9 @@ def build_systems(path: str, step: int | None, collab: bool, stride: int | None 
   if collab:
     # the sampler runs at the training window (enhance.geometry), and the plain model with it: the two rows then
     # differ by the sampler alone
-    sampler = enhance.Enhancer(checkpoint, collab=True, stride=stride, window=window)
+    sampler = enhance.Enhancer(checkpoint, collab=True, stride=stride, window=window, fill_gain_db=fill_gain_db)
     window = sampler.window
-  enhancer = enhance.Enhancer(checkpoint, stride=stride, window=window)
+  enhancer = enhance.Enhancer(checkpoint, stride=stride, window=window, fill_gain_db=fill_gain_db)
   systems = {"model": enhancer.enhance_array}
   if collab:
     systems["collab"] = sampler.enhance_array
@@ -135,7 +136,7 @@ def main(argv: list[str]) -> None:
   evaluation.check_report_dir(FLAGS.report, FLAGS.overwrite)
   files = evaluation.clean_files(FLAGS.data, FLAGS.max_files, exclude=FLAGS.report)
   config, checkpoint, systems, enhancer = build_systems(model_flags.folder(), FLAGS.step, FLAGS.collab,
-                                                        FLAGS.stride, FLAGS.window)
+                                                        FLAGS.stride, FLAGS.window, FLAGS.fill_gain_db)
   chain = named if named is not None else FLAGS.chain if FLAGS.chain is not None else config.data.chain
   chains = named if named is not None else {None: chain}
   rate = None
@@ -166,7 +167,7 @@ def main(argv: list[str]) -> None:
       FLAGS.report, files, FLAGS.data, {name: timed(fn) for name, fn in systems.items()}, chain, checkpoint, rate,
       seed=FLAGS.seed, model_upsample=config.data.upsample, max_seconds=FLAGS.max_seconds,
       silence_db=config.data.silence_db, overwrite=FLAGS.overwrite, progress=progress, stride=enhancer.stride,
-      window=enhancer.window, max_assets=FLAGS.max_assets)
+      window=enhancer.window, max_assets=FLAGS.max_assets, fill_gain_db=enhancer.fill_gain_db)
   wall = time.perf_counter() - start
   _print_summary(doc)
   n = len(schema.chain_views(doc)[0]["files"])

@@ -1,8 +1,10 @@
 """The flags that name the model to load, shared by `sr-jax enhance` and `sr-jax evaluate`: exactly one of --workdir
-(a training run), --checkpoint (a checkpoint folder) and --model (a shipped model's name), and --step."""
+(a training run), --checkpoint (a checkpoint folder) and --model (a shipped model's name), and --step; and
+--fill_gain_db, the level of its spectral fill."""
 
 from __future__ import annotations
 
+import math
 import os
 
 from absl import flags
@@ -16,6 +18,9 @@ flags.DEFINE_string("model", None, "Or a shipped model by name (e.g. piano_r4_16
 flags.DEFINE_string("checkpoint", None, "Or a checkpoint folder: a checkpoints/ folder or one step folder "
                     "(state/ + config/, e.g. an exported model).")
 flags.DEFINE_integer("step", None, "Checkpoint step of --workdir (or of a checkpoints/ folder; default: the latest).")
+flags.DEFINE_float("fill_gain_db", None, "A model with a spectral fill (music_16k): its level in dB re the level "
+                   "training gave it (default: the model's model.fill_gain_db, music_16k -9). Higher: a brighter top "
+                   "band and lower LSD; lower: less hiss (PESQ-wb on voices rises); -100: no fill.")
 
 
 def given() -> list[str]:
@@ -34,6 +39,8 @@ def check(step_needs_workdir: bool = False) -> None:
     raise UserError("--step picks a checkpoint of --workdir; --checkpoint and --model already name one step folder")
   if FLAGS.step is not None and FLAGS.step < 0:
     raise UserError(f"--step must not be negative, got {FLAGS.step}")
+  if FLAGS.fill_gain_db is not None and not math.isfinite(FLAGS.fill_gain_db):
+    raise UserError(f"--fill_gain_db must be a finite number of dB, got {FLAGS.fill_gain_db}")
 
 
 def folder() -> str:

@@ -424,13 +424,13 @@ def write_report(report_dir: str, files: Sequence[str], root: str, enhancers: Ma
                  overwrite: bool = False, progress: Callable[[FileResult], None] | None = None,
                  stride: int | None = None, window: int | None = None, max_assets: int = DEFAULT_MAX_ASSETS,
                  speech: Mapping[str, SpeechFn] | None = None, cache_bytes: int = ASSET_CACHE_BYTES,
-                 sources: bool = True) -> dict:
+                 sources: bool = True, fill_gain_db: float | None = None) -> dict:
   """Evaluates `files` and writes the report folder: metrics.json, index.html, report.md, and WAVs and
   spectrograms of at most `max_assets` (chain, file) pairs (-1: all, 0: none).
 
   `chain`: one chain (the single-chain layout of metrics.json) or {name: chain} (the named-chains layout, even for
   one; names as `parse_chains` allows). `stride` and `window` (the enhancers' hop between windows and their window)
-  are only recorded in metrics.json. `speech`: the speech metrics ({name: fn}); default: those installed
+  and `fill_gain_db` (the model's spectral fill level, for a model with one) are only recorded in metrics.json. `speech`: the speech metrics ({name: fn}); default: those installed
   (`sr_jax.report.speech.scorers`), {} for none. `cache_bytes`: how much of the chosen files' signals may be kept in
   memory instead of being recomputed. `sources`: group the files by test source (`file_sources`) where possible.
 
@@ -490,9 +490,10 @@ def write_report(report_dir: str, files: Sequence[str], root: str, enhancers: Ma
     if named:
       doc = chains_document(checkpoint, [{"name": name, "chain": text, "cutoff_hz": cutoff_hz(text, rate),
                                           "files": entries[name]} for name, text in chains.items()],
-                            systems, chosen, stride, window, sources_from, families)
+                            systems, chosen, stride, window, sources_from, families, fill_gain_db)
     else:
-      doc = document(chain, checkpoint, entries[None], systems, chosen, stride, window, sources_from, families)
+      doc = document(chain, checkpoint, entries[None], systems, chosen, stride, window, sources_from, families,
+                     fill_gain_db)
     with open(os.path.join(tmp, METRICS_FILE), "w", encoding="utf-8") as f:
       json.dump(doc, f, indent=1, allow_nan=False)
       f.write("\n")

@@ -7,7 +7,8 @@ which imports numpy only.
 metrics.json of one chain (`--chain`, or the model's own chain)::
 
   {"chain": str, "checkpoint": str, ["stride": int, "window": int (the model's hop between windows and its window,
-   from launch/evaluate.py),] ["sources_from": str,]
+   from launch/evaluate.py),] ["fill_gain_db": float (its spectral fill's level, for a model with one),]
+   ["sources_from": str,]
    "files": [{"name": str, "seconds": float, ["source": str,] "model": {METRICS}, ["collab": {METRICS},]
               "spline": {METRICS}, "linear": {METRICS}, "input": {METRICS}}, ...],
    "summary": {"model": {METRICS}, ["collab": {METRICS},] "spline": {...}, "linear": {...}, "input": {...}},
@@ -22,7 +23,7 @@ folder "folder" of the report), in file order, each with why it was chosen (`cho
 
 metrics.json of named chains (`--chains`, even one): the same numbers per chain, in the order given::
 
-  {"checkpoint": str, ["stride": int, "window": int,] ["sources_from": str,]
+  {"checkpoint": str, ["stride": int, "window": int,] ["fill_gain_db": float,] ["sources_from": str,]
    "chains": [{"name": str, "chain": str, "cutoff_hz": float, "summary": {...}, "files": [...],
                ["sources": [SOURCE, ...]]}, ...],
    "assets": [{"chain": str, "name": str, "folder": str, "why": [REASON, ...]}, ...]}
@@ -121,23 +122,27 @@ def _sources_part(entries: Sequence[Mapping], systems: Sequence[str],
 
 def document(chain: str, checkpoint: str, entries: list[dict], systems: Sequence[str],
              assets: Sequence[Mapping] = (), stride: int | None = None, window: int | None = None,
-             sources_from: str | None = None, families: Mapping[str, str] | None = None) -> dict:
+             sources_from: str | None = None, families: Mapping[str, str] | None = None,
+             fill_gain_db: float | None = None) -> dict:
   """The single-chain metrics.json document (with "stride" and "window", the model's hop between windows and its
-  window, when given; with "sources_from" and "sources" when the entries have a "source", `families` giving each
+  window, and "fill_gain_db", its spectral fill's level, when given; with "sources_from" and "sources" when the entries have a "source", `families` giving each
   source's family); `assets` as {"name", "folder", "why"} in file order."""
   doc = {"chain": chain, "checkpoint": checkpoint}
-  doc.update(_run_part(stride, window, sources_from))
+  doc.update(_run_part(stride, window, sources_from, fill_gain_db))
   return {**doc, "files": entries, "summary": summarize(entries, systems),
           **_sources_part(entries, systems, families),
           "assets": [{"name": a["name"], "folder": a["folder"], "why": list(a["why"])} for a in assets]}
 
 
-def _run_part(stride: int | None, window: int | None, sources_from: str | None) -> dict:
+def _run_part(stride: int | None, window: int | None, sources_from: str | None,
+              fill_gain_db: float | None = None) -> dict:
   out = {}
   if stride is not None:
     out["stride"] = int(stride)
   if window is not None:
     out["window"] = int(window)
+  if fill_gain_db is not None:
+    out["fill_gain_db"] = float(fill_gain_db)
   if sources_from is not None:
     out["sources_from"] = sources_from
   return out
@@ -145,11 +150,12 @@ def _run_part(stride: int | None, window: int | None, sources_from: str | None) 
 
 def chains_document(checkpoint: str, chains: Sequence[Mapping], systems: Sequence[str],
                     assets: Sequence[Mapping] = (), stride: int | None = None, window: int | None = None,
-                    sources_from: str | None = None, families: Mapping[str, str] | None = None) -> dict:
+                    sources_from: str | None = None, families: Mapping[str, str] | None = None,
+                    fill_gain_db: float | None = None) -> dict:
   """The named-chains metrics.json document: `chains` as {"name", "chain", "cutoff_hz", "files"} in the order
   given (each gets its summary, and its sources when the entries have them); `assets` as {"chain", "name",
   "folder", "why"} in (chain, file) order."""
-  doc = {"checkpoint": checkpoint, **_run_part(stride, window, sources_from)}
+  doc = {"checkpoint": checkpoint, **_run_part(stride, window, sources_from, fill_gain_db)}
   doc["chains"] = [{"name": c["name"], "chain": c["chain"], "cutoff_hz": float(c["cutoff_hz"]),
                     "summary": summarize(c["files"], systems), "files": c["files"],
                     **_sources_part(c["files"], systems, families)} for c in chains]
