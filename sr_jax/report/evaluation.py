@@ -428,11 +428,12 @@ def write_report(report_dir: str, files: Sequence[str], root: str, enhancers: Ma
   """Evaluates `files` and writes the report folder: metrics.json, index.html, report.md, and WAVs and
   spectrograms of at most `max_assets` (chain, file) pairs (-1: all, 0: none).
 
-  `chain`: one chain (the single-chain layout of metrics.json) or {name: chain} (the named-chains layout, even for
-  one; names as `parse_chains` allows). `stride` and `window` (the enhancers' hop between windows and their window)
-  and `fill_gain_db` (the model's spectral fill level, for a model with one) are only recorded in metrics.json. `speech`: the speech metrics ({name: fn}); default: those installed
-  (`sr_jax.report.speech.scorers`), {} for none. `cache_bytes`: how much of the chosen files' signals may be kept in
-  memory instead of being recomputed. `sources`: group the files by test source (`file_sources`) where possible.
+  `chain`: one chain (the single-chain layout of metrics.json) or {name: chain} (the named-chains layout, even for one;
+  names as `parse_chains` allows). `stride` and `window` (the enhancers' hop between windows and their window) and
+  `fill_gain_db` (the model's spectral fill level, for a model with one) are only recorded in metrics.json. `speech`:
+  the speech metrics ({name: fn}); default: those installed (`sr_jax.report.speech.scorers`), {} for none.
+  `cache_bytes`: how much of the chosen files' signals may be kept in memory instead of being recomputed. `sources`:
+  group the files by test source (`file_sources`) where possible.
 
   Returns the metrics.json document. `progress(result)` is called after each (file, chain). See the module
   docstring.

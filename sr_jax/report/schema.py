@@ -125,8 +125,9 @@ def document(chain: str, checkpoint: str, entries: list[dict], systems: Sequence
              sources_from: str | None = None, families: Mapping[str, str] | None = None,
              fill_gain_db: float | None = None) -> dict:
   """The single-chain metrics.json document (with "stride" and "window", the model's hop between windows and its
-  window, and "fill_gain_db", its spectral fill's level, when given; with "sources_from" and "sources" when the entries have a "source", `families` giving each
-  source's family); `assets` as {"name", "folder", "why"} in file order."""
+  window, and "fill_gain_db", its spectral fill's level, when given; with "sources_from" and "sources" when the
+  entries have a "source", `families` giving each source's family); `assets` as {"name", "folder", "why"} in file
+  order."""
   doc = {"chain": chain, "checkpoint": checkpoint}
   doc.update(_run_part(stride, window, sources_from, fill_gain_db))
   return {**doc, "files": entries, "summary": summarize(entries, systems),
